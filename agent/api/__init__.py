@@ -1,0 +1,1 @@
+"""The RPC shell: the only package that imports aiohttp and jsonrpcserver."""

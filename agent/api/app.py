@@ -1,0 +1,95 @@
+"""The aiohttp application: POST /jsonrpc, GET /healthz, /readyz and the /events WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+
+from aiohttp import WSCloseCode, web
+from jsonrpcserver import async_dispatch
+
+from agent.api import methods
+from agent.api.context import Services
+from agent.api.rpc import validate_request
+
+log = logging.getLogger(__name__)
+
+SERVICES = web.AppKey("services", Services)
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+
+
+def create_app(services: Services) -> web.Application:
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app[SERVICES] = services
+    app[SOCKETS] = weakref.WeakSet()
+    table = methods.build()
+
+    async def jsonrpc(request: web.Request) -> web.Response:
+        text = await request.text()
+        body = await async_dispatch(
+            text, methods=table, context=services, validator=validate_request
+        )
+        if not body:  # only notifications: JSON-RPC 2.0 sends nothing back
+            return web.Response(status=204)
+        return web.Response(text=body, content_type="application/json")
+
+    app.router.add_post("/jsonrpc", jsonrpc)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/events", events)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    body = {
+        "ready": services.ready,
+        "libvirt": services.port.alive,
+        "recovered": services.registry.recovered.is_set(),
+    }
+    return web.json_response(body, status=200 if body["ready"] else 503)
+
+
+async def events(request: web.Request) -> web.WebSocketResponse:
+    """Push every VM status change as a VDSM `|virt|VM_status|<vmId>` notification."""
+    services = request.app[SERVICES]
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    queue = services.bus.subscribe()
+    reader = asyncio.create_task(_read_until_closed(ws), name="events-reader")
+    try:
+        while True:
+            getter = asyncio.create_task(queue.get(), name="events-get")
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            message = getter.result()
+            if message is None:  # dropped by the bus for falling behind
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
+                break
+            await ws.send_str(json.dumps(message))
+    finally:
+        services.bus.unsubscribe(queue)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await ws.close()
+    return ws
+
+
+async def _read_until_closed(ws: web.WebSocketResponse) -> None:
+    async for _ in ws:
+        pass  # clients send nothing we act on
+
+
+async def _close_sockets(app: web.Application) -> None:
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"hvagent stopping")

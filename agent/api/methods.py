@@ -1,0 +1,42 @@
+"""The method table: every JSON-RPC verb hvagent serves, by its VDSM name.
+
+`needs_recovery`: the verb answers `Recovering` (99) until startup recovery finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from agent import errors
+from agent.api import host, vm
+from agent.api.rpc import Verb, expose
+
+VERBS: dict[str, tuple[Verb, bool]] = {
+    "Host.ping2": (host.ping2, False),
+    "Host.getCapabilities": (host.get_capabilities, False),
+    "Host.getStats": (host.get_stats, False),
+    "Host.getVMList": (host.get_vm_list, True),
+    "Host.getVMFullList": (host.get_vm_full_list, True),
+    "Host.getAllVmStats": (host.get_all_vm_stats, True),
+    "VM.create": (vm.create, True),
+    "VM.destroy": (vm.destroy, True),
+    "VM.getStats": (vm.get_stats, True),
+    "VM.getInfo": (vm.get_info, True),
+}
+
+
+class MethodTable(dict[str, Callable[..., Awaitable[Any]]]):
+    """The exposed verbs; an unknown name gets a handler answering -32601 with its name."""
+
+    def __missing__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        async def not_found(services: Any, *args: Any, **kwargs: Any) -> Any:
+            raise errors.MethodNotFound(f"method {name!r} does not exist", method=name)
+
+        return expose(name, not_found, needs_recovery=False)
+
+
+def build() -> MethodTable:
+    return MethodTable(
+        (name, expose(name, fn, needs_recovery=rec)) for name, (fn, rec) in VERBS.items()
+    )

@@ -1,0 +1,165 @@
+"""hvagent's configuration: frozen dataclasses and a strict TOML loader.
+
+`load(path)` reads one TOML file (plus `<file>.d/*.toml` drop-ins in lexical order) over the
+built-in defaults and returns a `Config`. Unknown sections or keys and values of the wrong type
+stop startup with a `ConfigError` naming the file and the key: a typo must never silently fall
+back to a default. No module reads configuration at import time; the daemon passes `Config`
+objects down to constructors. Every key is documented, with its default, in conf/hvagent.toml.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = Path("/etc/hvagent/hvagent.toml")
+
+
+class ConfigError(Exception):
+    """A configuration file or override is invalid; the message names file and key."""
+
+
+@dataclass(frozen=True)
+class RpcConfig:
+    listen: str = "127.0.0.1:54321"
+
+    def __post_init__(self) -> None:
+        split_listen(self.listen)
+
+    @property
+    def host(self) -> str:
+        return split_listen(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+
+@dataclass(frozen=True)
+class LibvirtConfig:
+    uri: str = "qemu:///system"
+    call_threads: int = 8
+
+    def __post_init__(self) -> None:
+        if not self.uri:
+            raise ValueError("must not be empty")
+        if self.call_threads < 1:
+            raise ValueError("call_threads must be at least 1")
+
+
+@dataclass(frozen=True)
+class VirtConfig:
+    domain_type: str = "kvm"
+    console_log_dir: str = "/var/log/hvagent/console"
+    # Machine type used when vmParams has no emulatedMachine; empty = libvirt's default.
+    default_machine: str = ""
+
+    def __post_init__(self) -> None:
+        if self.domain_type not in ("kvm", "qemu"):
+            raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {self.domain_type!r}")
+        if not self.console_log_dir.startswith("/"):
+            raise ValueError("console_log_dir must be an absolute path")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"level must be DEBUG, INFO, WARNING or ERROR, not {self.level!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    rpc: RpcConfig = field(default_factory=RpcConfig)
+    libvirt: LibvirtConfig = field(default_factory=LibvirtConfig)
+    virt: VirtConfig = field(default_factory=VirtConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @classmethod
+    def defaults(cls) -> Config:
+        return cls()
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """'HOST:PORT' (IPv6 as '[::1]:PORT') -> (host, port); ValueError when malformed."""
+    host, sep, port_s = listen.rpartition(":")
+    if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise ValueError(f"listen must be HOST:PORT, not {listen!r}")
+    return host.strip("[]"), int(port_s)
+
+
+def load(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read `path` (None: DEFAULT_PATH if it exists, else built-in defaults) and its drop-ins.
+
+    `overrides` maps 'section.key' to a value and wins over every file (command line).
+    """
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if path is None and DEFAULT_PATH.exists():
+        path = DEFAULT_PATH
+    if path is not None:
+        layers.append((str(path), _read_toml(path)))
+        dropin_dir = path.with_name(path.name + ".d")
+        if dropin_dir.is_dir():
+            layers += [(str(p), _read_toml(p)) for p in sorted(dropin_dir.glob("*.toml"))]
+    if overrides:
+        layers.append(("command line", _nest(overrides)))
+    return _merge(Config.defaults(), layers)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _nest(overrides: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        section, sep, key = dotted.partition(".")
+        if not sep:
+            raise ConfigError(f"command line: {dotted!r}: expected SECTION.KEY")
+        nested.setdefault(section, {})[key] = value
+    return nested
+
+
+def _merge(config: Config, layers: list[tuple[str, dict[str, Any]]]) -> Config:
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    for source, data in layers:
+        changes: dict[str, Any] = {}
+        for section_name, values in data.items():
+            if section_name not in sections:
+                raise ConfigError(f"{source}: unknown section [{section_name}]")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{section_name}] must be a table")
+            current = changes.get(section_name, getattr(config, section_name))
+            changes[section_name] = _merge_section(source, section_name, current, values)
+        config = dataclasses.replace(config, **changes)
+    return config
+
+
+def _merge_section(source: str, name: str, current: Any, values: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(current)}
+    typed: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{source}: [{name}] {key}"
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key")
+        expected = type(getattr(current, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not expected:
+            raise ConfigError(f"{where}: expected {expected.__name__}, got {type(value).__name__}")
+        typed[key] = value
+    try:
+        return dataclasses.replace(current, **typed)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: [{name}]: {exc}") from exc

@@ -1,0 +1,152 @@
+"""The composition root: command line, config, logging, libvirt, runtime, HTTP, signals.
+
+`main()` parses the command line and runs `run(config)`. `run` wires the concrete libvirt
+adapter into the runtime, recovers existing domains, serves HTTP, and waits for SIGTERM or
+SIGINT (or the `shutdown_trigger` awaitable tests pass). Shutdown is ordered and leaves every
+VM running: stop serving RPC, stop the VM owners, close libvirt. A second signal exits at
+once. Exit status: 0 after a requested stop, 1 on a crash (libvirt connection lost, a bug in
+the runtime) so systemd's Restart=on-failure brings hvagent back into recovery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+import tomllib
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from agent import __version__, config, logs
+from agent.api.app import create_app
+from agent.api.context import Services
+from agent.runtime.bus import StatusBus
+from agent.runtime.host import HostService
+from agent.runtime.recovery import recover
+from agent.runtime.registry import VmRegistry
+from agent.virt.adapter import LibvirtHypervisor
+
+log = logging.getLogger("agent.daemon")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="hvagent", description="hvagent host VM agent daemon")
+    p.add_argument("--config", type=Path, default=None,
+                   help=f"TOML config file (default {config.DEFAULT_PATH} if it exists)")
+    p.add_argument("--libvirt-uri", help="override [libvirt] uri")
+    p.add_argument("--listen", help="override [rpc] listen (HOST:PORT)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config key; VALUE is read as TOML, else as a string")
+    p.add_argument("--version", action="version", version=f"hvagent {__version__}")
+    return p.parse_args(argv)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise config.ConfigError(f"command line: --set {item!r}: expected SECTION.KEY=VALUE")
+        try:
+            out[key] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = raw
+    if args.libvirt_uri:
+        out["libvirt.uri"] = args.libvirt_uri
+    if args.listen:
+        out["rpc.listen"] = args.listen
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = config.load(args.config, _overrides(args))
+    except config.ConfigError as exc:
+        print(f"hvagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(cfg.logging.level)
+    try:
+        return asyncio.run(run(cfg))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = None) -> int:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_loop_exception_handler)
+    stop = asyncio.Event()
+    _install_signals(loop, stop)
+    log.info("hvagent %s starting (pid %d), libvirt %s, listen %s", __version__, os.getpid(),
+             cfg.libvirt.uri, cfg.rpc.listen)
+    os.makedirs(cfg.virt.console_log_dir, exist_ok=True)
+
+    port = await LibvirtHypervisor.open(cfg.libvirt.uri, threads=cfg.libvirt.call_threads)
+    bus = StatusBus()
+    registry = VmRegistry(port, bus)
+    services = Services(registry, HostService(port, registry), bus, port, cfg.virt)
+    runner = web.AppRunner(create_app(services), shutdown_timeout=5, handle_signals=False)
+    await runner.setup()
+    exit_code = 0
+    try:
+        async with asyncio.TaskGroup() as tg:
+            registry_task = tg.create_task(registry.run(), name="registry")
+            await registry.wait_started()
+            site = web.TCPSite(runner, cfg.rpc.host, cfg.rpc.port, reuse_address=True)
+            await site.start()
+            log.info("serving JSON-RPC on http://%s/jsonrpc", cfg.rpc.listen)
+            await recover(port, registry)
+            waiters = [asyncio.ensure_future(stop.wait())]
+            if shutdown_trigger is not None:
+                waiters.append(asyncio.ensure_future(shutdown_trigger))
+            waiters.append(registry_task)  # type: ignore[arg-type]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters[:-1]:
+                    w.cancel()
+            if registry_task.done():
+                registry_task.result()  # a crash: re-raise into the TaskGroup
+            log.info("stopping: closing RPC")
+            t = time.monotonic()
+            await runner.cleanup()
+            log.info("RPC closed in %.3f s; stopping VM owners (VMs keep running)",
+                     time.monotonic() - t)
+            registry_task.cancel()
+    except* Exception as group:
+        for exc in group.exceptions:
+            log.error("hvagent crashed: %s", exc, exc_info=exc)
+        exit_code = 1
+    finally:
+        await runner.cleanup()
+        t = time.monotonic()
+        await port.close()
+        log.info("libvirt closed in %.3f s; bye", time.monotonic() - t)
+    return exit_code
+
+
+def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(1)
+        log.info("%s received: orderly shutdown", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig)
+
+
+def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    task = context.get("task") or context.get("future")
+    name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
+    log.error("unhandled in %s: %s", name, context.get("message"), exc_info=context.get("exception"))

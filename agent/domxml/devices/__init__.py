@@ -1,0 +1,1 @@
+"""One module per libvirt device element; each exports `build(spec) -> list of elements`."""

@@ -1,0 +1,57 @@
+"""StatusBus: fans VM status changes out to `/events` subscribers as VDSM notifications.
+
+Each subscriber gets a bounded queue; one that falls `MAX_BACKLOG` messages behind is dropped
+(its queue receives None, and the WebSocket handler closes) instead of growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_BACKLOG = 1000
+
+
+def notify_time() -> int:
+    """VDSM's event ordering stamp: 2**31-1 plus monotonic milliseconds."""
+    return 2**31 - 1 + int(time.monotonic() * 1000)
+
+
+def status_notification(vm_id: uuid.UUID, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "method": f"|virt|VM_status|{vm_id}",
+        "params": {str(vm_id): details, "notify_time": notify_time()},
+    }
+
+
+class StatusBus:
+    def __init__(self) -> None:
+        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(MAX_BACKLOG + 1)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+        self._subscribers.discard(queue)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def publish_status(self, vm_id: uuid.UUID, details: dict[str, Any]) -> None:
+        message = status_notification(vm_id, details)
+        for queue in list(self._subscribers):
+            if queue.qsize() >= MAX_BACKLOG:
+                log.warning("dropping an /events subscriber that is %d messages behind", MAX_BACKLOG)
+                self._subscribers.discard(queue)
+                queue.put_nowait(None)
+            else:
+                queue.put_nowait(message)

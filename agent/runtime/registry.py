@@ -1,0 +1,136 @@
+"""VmRegistry: vm_id -> VmOwner; creates, supervises and removes owners; routes events.
+
+`run()` is the registry's life: a TaskGroup holding the event pump and every owner task. A
+bug that escapes an owner's loop ends the group and so the daemon (crash-only; systemd brings
+it back into recovery). Cancelling `run()` stops all owners and leaves every guest running.
+All methods are called on the event-loop thread; `create` checks and inserts without an
+await in between, so two concurrent creates of one id cannot both pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from agent import errors
+from agent.domxml import build_domain, live, to_string
+from agent.domxml.metadata import VmMetadata
+from agent.runtime.bus import StatusBus
+from agent.runtime.owner import VmOwner
+from agent.spec import VmSpec
+from agent.status import VmStatus
+from agent.virt.port import DomainEvent, DomainRecord, EventKind, Hypervisor
+
+log = logging.getLogger(__name__)
+
+
+class VmRegistry:
+    def __init__(self, port: Hypervisor, bus: StatusBus) -> None:
+        self._port = port
+        self._bus = bus
+        self._owners: dict[uuid.UUID, VmOwner] = {}
+        self._tg: asyncio.TaskGroup | None = None
+        self._started = asyncio.Event()
+        self.recovered = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run the event pump and owner tasks until cancelled (or a bug ends the group)."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            self._started.set()
+            tg.create_task(self._pump(), name="libvirt-events")
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    # -- membership ------------------------------------------------------------------------
+
+    def adopt(self, record: DomainRecord) -> VmOwner:
+        owner = VmOwner.adopt(self._port, self._bus, live.facts(record.xml), record.state,
+                              record.stop_cause)
+        self._start(owner)
+        return owner
+
+    def _start(self, owner: VmOwner) -> None:
+        assert self._tg is not None, "registry.run() must be running"
+        self._owners[owner.vm_id] = owner
+        self._tg.create_task(self._supervise(owner), name=f"vm:{owner.vm_id}")
+
+    async def _supervise(self, owner: VmOwner) -> None:
+        try:
+            await owner.run()
+        finally:
+            if self._owners.get(owner.vm_id) is owner and owner.gone:
+                del self._owners[owner.vm_id]
+
+    def get(self, vm_id: uuid.UUID) -> VmOwner:
+        owner = self._owners.get(vm_id)
+        if owner is None:
+            raise errors.NoSuchVM(vmId=str(vm_id))
+        return owner
+
+    def owners(self, vm_ids: Iterable[uuid.UUID] | None = None) -> list[VmOwner]:
+        if vm_ids is None:
+            return list(self._owners.values())
+        return [self._owners[v] for v in vm_ids if v in self._owners]
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    async def create(self, spec: VmSpec) -> dict[str, Any]:
+        """Answer WaitForLaunch at once; the owner then defines and starts the domain."""
+        self._check_free(spec)
+        # A domain hvagent has not adopted yet (defined outside a moment ago) must not be
+        # overwritten by defineXML: ask libvirt too.
+        try:
+            await self._port.domain(spec.vm_id)
+        except errors.NoSuchVM:
+            pass
+        else:
+            raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(spec.vm_id))
+        self._check_free(spec)  # re-check: we awaited
+        meta = VmMetadata(launch_paused=spec.launch_paused, custom=spec.custom)
+        xml = to_string(build_domain(spec, meta))
+        facts = live.DomainFacts(spec.vm_id, spec.name, spec.domain_type, spec.acpi, spec.vcpus,
+                                 spec.memory_mib, meta)
+        owner = VmOwner(self._port, self._bus, facts, VmStatus.WAIT_FOR_LAUNCH)
+        self._start(owner)
+        owner.launch(xml, paused=spec.launch_paused)
+        log.info("VM %s (%s) accepted, launching", spec.vm_id, spec.name)
+        return owner.short()
+
+    def _check_free(self, spec: VmSpec) -> None:
+        if spec.vm_id in self._owners:
+            raise errors.VMExists(vmId=str(spec.vm_id))
+        for owner in self._owners.values():
+            if owner.facts.name == spec.name:
+                raise errors.VMExists(
+                    f"VM name {spec.name!r} is used by {owner.vm_id}",
+                    vmId=str(spec.vm_id), param="vmName",
+                )
+
+    async def destroy(self, vm_id: uuid.UUID, graceful_attempts: int) -> None:
+        await self.get(vm_id).destroy(graceful_attempts)
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        async for event in self._port.events():
+            owner = self._owners.get(event.vm_id)
+            if owner is not None:
+                owner.post_event(event)
+            elif event.kind in (EventKind.DEFINED, EventKind.STARTED) and self.recovered.is_set():
+                assert self._tg is not None
+                self._tg.create_task(self._adopt_new(event), name=f"adopt:{event.vm_id}")
+
+    async def _adopt_new(self, event: DomainEvent) -> None:
+        try:
+            record = await self._port.domain(event.vm_id)
+        except errors.NoSuchVM:
+            return
+        if record.vm_id not in self._owners:
+            owner = self.adopt(record)
+            log.info("adopted domain %s defined outside hvagent (%s)", owner.vm_id,
+                     "foreign" if owner.external else "hvagent metadata")

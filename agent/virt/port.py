@@ -1,0 +1,111 @@
+"""The narrow async port to the hypervisor: a Protocol plus the plain types it speaks.
+
+The runtime depends on this module only; `adapter.LibvirtHypervisor` implements it on
+libvirt-python, and tests may hand in a fake. No libvirt objects or flag integers cross this
+boundary: VM ids are UUIDs, XML is str, states and events are enums.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+
+class DomainState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTOFF = "shutoff"
+    OTHER = "other"  # blocked, shutting down, crashed, pmsuspended: transient, not terminal
+
+
+class StopCause(StrEnum):
+    """Why a domain stopped (lifecycle STOPPED detail or SHUTOFF state reason)."""
+
+    SHUTDOWN = "shutdown"  # the guest powered itself off
+    DESTROYED = "destroyed"
+    CRASHED = "crashed"
+    MIGRATED = "migrated"
+    SAVED = "saved"
+    FAILED = "failed"
+    FROM_SNAPSHOT = "from-snapshot"
+    UNKNOWN = "unknown"
+
+
+class EventKind(StrEnum):
+    DEFINED = "defined"
+    UNDEFINED = "undefined"
+    STARTED = "started"
+    SUSPENDED = "suspended"
+    RESUMED = "resumed"
+    STOPPED = "stopped"
+    SHUTDOWN = "shutdown"  # guest-initiated shutdown finished; STOPPED follows
+    CRASHED = "crashed"
+    REBOOT = "reboot"
+    AGENT_CONNECTED = "agent-connected"
+    AGENT_DISCONNECTED = "agent-disconnected"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    vm_id: uuid.UUID
+    kind: EventKind
+    stop_cause: StopCause | None = None  # set for STOPPED
+
+
+@dataclass(frozen=True)
+class DomainRecord:
+    vm_id: uuid.UUID
+    state: DomainState
+    stop_cause: StopCause | None  # set when SHUTOFF
+    xml: str  # inactive-or-live XML without secrets
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    hostname: str
+    capabilities_xml: str
+    cpu_model: str  # from virNodeGetInfo, e.g. "x86_64"
+    memory_mib: int
+    cpus: int
+    mhz: int
+    numa_nodes: int
+    sockets_per_node: int
+    cores_per_socket: int
+    threads_per_core: int
+    libvirt_version: str  # "9.0.0"
+    hypervisor_version: str  # QEMU's version for qemu:// URIs
+    hypervisor_type: str  # "QEMU", "Test"
+
+
+class ConnectionLost(Exception):
+    """Raised by `events()` when the libvirt connection closed underneath us."""
+
+
+class Hypervisor(Protocol):
+    async def list_domains(self) -> list[DomainRecord]: ...
+
+    async def domain(self, vm_id: uuid.UUID) -> DomainRecord: ...
+
+    async def define_and_start(self, xml: str, *, paused: bool) -> None:
+        """Define persistently (schema-validated) and start; on start failure undefine."""
+
+    async def destroy(self, vm_id: uuid.UUID, *, graceful_attempts: int) -> None:
+        """Stop now; a domain that is not running is not an error."""
+
+    async def undefine(self, vm_id: uuid.UUID) -> None: ...
+
+    async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        """Replace hvagent's metadata element, live and persistent as applicable."""
+
+    async def host_facts(self) -> HostFacts: ...
+
+    def events(self) -> AsyncIterator[DomainEvent]: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,85 @@
+"""Integration fixtures: hvagent in-process on libvirt's test driver, one session loop.
+
+libvirt's event loop can be registered once per process, so every test here shares the
+session-scoped asyncio loop (shared/design/ANCHORS.md A.6, A.8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from agent import config
+from agent.daemon import run
+from tests.client import RpcClient, free_port
+
+NODE_XML = Path(__file__).parents[1] / "data" / "libvirt" / "node.xml"
+
+
+def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
+    base = config.Config.defaults()
+    return dataclasses.replace(
+        base,
+        rpc=config.RpcConfig(listen=f"127.0.0.1:{free_port()}"),
+        libvirt=config.LibvirtConfig(uri=uri or f"test://{NODE_XML}"),
+        virt=config.VirtConfig(domain_type="kvm", console_log_dir=str(tmp_path / "console")),
+    )
+
+
+class Daemon:
+    """hvagent's `run()` as a task on the session loop, stopped through its trigger."""
+
+    def __init__(self, cfg: config.Config) -> None:
+        self.cfg = cfg
+        self._stop = asyncio.Event()
+        self.task = asyncio.create_task(run(cfg, shutdown_trigger=self._stop.wait()))
+        self.base = f"http://{cfg.rpc.listen}"
+
+    async def stop(self) -> int:
+        self._stop.set()
+        return await asyncio.wait_for(self.task, 30)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def session():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+# test:///default is one state per process: a restarted daemon sees the same domains, and
+# the tests' own connection sees what hvagent left behind. It ships one running domain,
+# "test", which hvagent must report as foreign and never touch.
+SHARED_URI = "test:///default"
+
+
+@pytest.fixture(scope="session")
+def virconn():
+    import libvirt
+
+    conn = libvirt.open(SHARED_URI)
+    yield conn
+    conn.close()
+
+
+def libvirt_uuids(conn) -> set[str]:
+    return {d.UUIDString() for d in conn.listAllDomains(0)}
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def daemon(tmp_path, virconn):
+    d = Daemon(make_config(tmp_path, SHARED_URI))
+    yield d
+    if not d.task.done():
+        assert await d.stop() == 0
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def rpc(daemon, session):
+    client = RpcClient(daemon.base, session)
+    await client.wait_ready(30)
+    return client

@@ -1,0 +1,69 @@
+import pytest
+
+from agent import config
+from agent.config import ConfigError
+
+
+def write(tmp_path, text, name="hvagent.toml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_defaults_without_file(monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "DEFAULT_PATH", tmp_path / "absent.toml")
+    cfg = config.load(None)
+    assert cfg.rpc.listen == "127.0.0.1:54321"
+    assert (cfg.rpc.host, cfg.rpc.port) == ("127.0.0.1", 54321)
+    assert cfg.libvirt.uri == "qemu:///system"
+    assert cfg.virt.domain_type == "kvm"
+
+
+def test_shipped_conf_file_is_exactly_the_defaults():
+    from pathlib import Path
+
+    shipped = Path(__file__).parents[2] / "conf" / "hvagent.toml"
+    assert config.load(shipped) == config.Config.defaults()
+
+
+def test_file_values_dropins_and_overrides(tmp_path):
+    p = write(tmp_path, '[libvirt]\nuri = "test:///default"\n[virt]\ndomain_type = "qemu"\n')
+    (tmp_path / "hvagent.toml.d").mkdir()
+    write(tmp_path / "hvagent.toml.d", '[rpc]\nlisten = "0.0.0.0:1"\n', "10-a.toml")
+    write(tmp_path / "hvagent.toml.d", '[rpc]\nlisten = "[::1]:2"\n', "20-b.toml")
+    cfg = config.load(p, {"libvirt.uri": "qemu:///session"})
+    assert cfg.libvirt.uri == "qemu:///session"
+    assert cfg.virt.domain_type == "qemu"
+    assert (cfg.rpc.host, cfg.rpc.port) == ("::1", 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[rpcc]\nlisten = 'x:1'\n", "unknown section [rpcc]"),
+        ("[rpc]\nlistn = 'x:1'\n", "[rpc] listn: unknown key"),
+        ("[rpc]\nlisten = 54321\n", "[rpc] listen: expected str, got int"),
+        ("[rpc]\nlisten = 'nohost'\n", "listen must be HOST:PORT"),
+        ("[virt]\ndomain_type = 'xen'\n", "domain_type must be 'kvm' or 'qemu'"),
+        ("[virt]\nconsole_log_dir = 'rel/dir'\n", "console_log_dir must be an absolute path"),
+        ("[libvirt]\ncall_threads = 0\n", "call_threads must be at least 1"),
+        ("[logging]\nlevel = 'LOUD'\n", "level must be"),
+        ("[rpc\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_name_file_and_key(tmp_path, text, expected):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        config.load(p)
+    assert str(p) in str(exc.value)
+    assert expected in str(exc.value)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_bad_override_names_command_line():
+    with pytest.raises(ConfigError, match="command line: \\[virt\\] domain_type"):
+        config.load(None, {"virt.domain_type": 3})

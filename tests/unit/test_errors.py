@@ -1,0 +1,35 @@
+import pytest
+
+from agent import errors
+
+
+def test_codes_are_unique_and_stable():
+    table = {cls.__name__: cls.code for cls in errors.all_error_classes()}
+    assert table == {
+        "AgentError": -32603,
+        "InvalidParams": -32602,
+        "MethodNotFound": -32601,
+        "NoSuchVM": 1,
+        "VMExists": 4,
+        "WrongState": 6,
+        "CreateFailed": 9,
+        "MissingParameter": 11,
+        "TicketFailed": 18,
+        "GuestAgentUnresponsive": 19,
+        "HypervisorUnavailable": 40,
+        "DestroyFailed": 42,
+        "UpdateDeviceFailed": 56,
+        "Unsupported": 75,
+        "ResetFailed": 90,
+        "Recovering": 99,
+        "OperationConflict": 1001,
+        "OperationTimeout": 1002,
+        "HypervisorError": 1003,
+    }
+
+
+@pytest.mark.parametrize("cls", errors.all_error_classes())
+def test_wire_shape(cls):
+    err = cls("why", param="p", skipped=None)
+    assert err.to_wire() == {"code": cls.code, "message": cls.message,
+                             "data": {"reason": "why", "param": "p"}}
