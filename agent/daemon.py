@@ -39,12 +39,21 @@ log = logging.getLogger("agent.daemon")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="hvagent", description="hvagent host VM agent daemon")
-    p.add_argument("--config", type=Path, default=None,
-                   help=f"TOML config file (default {config.DEFAULT_PATH} if it exists)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"TOML config file (default {config.DEFAULT_PATH} if it exists)",
+    )
     p.add_argument("--libvirt-uri", help="override [libvirt] uri")
     p.add_argument("--listen", help="override [rpc] listen (HOST:PORT)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any config key; VALUE is read as TOML, else as a string")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any config key; VALUE is read as TOML, else as a string",
+    )
     p.add_argument("--version", action="version", version=f"hvagent {__version__}")
     return p.parse_args(argv)
 
@@ -85,15 +94,23 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     loop.set_exception_handler(_loop_exception_handler)
     stop = asyncio.Event()
     _install_signals(loop, stop)
-    log.info("hvagent %s starting (pid %d), libvirt %s, listen %s", __version__, os.getpid(),
-             cfg.libvirt.uri, cfg.rpc.listen)
+    log.info(
+        "hvagent %s starting (pid %d), libvirt %s, listen %s",
+        __version__,
+        os.getpid(),
+        cfg.libvirt.uri,
+        cfg.rpc.listen,
+    )
     os.makedirs(cfg.virt.console_log_dir, exist_ok=True)
 
     port = await LibvirtHypervisor.open(cfg.libvirt.uri, threads=cfg.libvirt.call_threads)
     bus = StatusBus()
     registry = VmRegistry(port, bus)
     services = Services(registry, HostService(port, registry), bus, port, cfg.virt)
-    runner = web.AppRunner(create_app(services), shutdown_timeout=5, handle_signals=False)
+    # No access log: the per-verb line in api/rpc.py says more, once.
+    runner = web.AppRunner(
+        create_app(services), shutdown_timeout=5, handle_signals=False, access_log=None
+    )
     await runner.setup()
     exit_code = 0
     try:
@@ -118,8 +135,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             log.info("stopping: closing RPC")
             t = time.monotonic()
             await runner.cleanup()
-            log.info("RPC closed in %.3f s; stopping VM owners (VMs keep running)",
-                     time.monotonic() - t)
+            log.info(
+                "RPC closed in %.3f s; stopping VM owners (VMs keep running)", time.monotonic() - t
+            )
             registry_task.cancel()
     except* Exception as group:
         for exc in group.exceptions:
@@ -149,4 +167,6 @@ def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
 def _loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     task = context.get("task") or context.get("future")
     name = task.get_name() if isinstance(task, asyncio.Task) else repr(task)
-    log.error("unhandled in %s: %s", name, context.get("message"), exc_info=context.get("exception"))
+    log.error(
+        "unhandled in %s: %s", name, context.get("message"), exc_info=context.get("exception")
+    )

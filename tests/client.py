@@ -25,8 +25,9 @@ class RpcClient:
         self._ids = itertools.count(1)
 
     async def raw(self, body: str | bytes) -> tuple[int, Any]:
-        async with self.session.post(f"{self.base}/jsonrpc", data=body,
-                                     headers={"Content-Type": "application/json"}) as r:
+        async with self.session.post(
+            f"{self.base}/jsonrpc", data=body, headers={"Content-Type": "application/json"}
+        ) as r:
             text = await r.text()
             return r.status, (json.loads(text) if text else None)
 

@@ -8,11 +8,10 @@ import logging
 import weakref
 
 from aiohttp import WSCloseCode, web
-from jsonrpcserver import async_dispatch
 
 from agent.api import methods
 from agent.api.context import Services
-from agent.api.rpc import validate_request
+from agent.api.rpc import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +27,7 @@ def create_app(services: Services) -> web.Application:
 
     async def jsonrpc(request: web.Request) -> web.Response:
         text = await request.text()
-        body = await async_dispatch(
-            text, methods=table, context=services, validator=validate_request
-        )
+        body = await dispatch(text, table, services)
         if not body:  # only notifications: JSON-RPC 2.0 sends nothing back
             return web.Response(status=204)
         return web.Response(text=body, content_type="application/json")

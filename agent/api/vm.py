@@ -17,11 +17,14 @@ async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]
 
 async def destroy(services: Services, vmID: Any, gracefulAttempts: Any = 1) -> bool:
     vm_id = parse_uuid(vmID, "vmID")
-    if isinstance(gracefulAttempts, bool) or not isinstance(gracefulAttempts, int) or not (
-        0 <= gracefulAttempts <= 10
+    if (
+        isinstance(gracefulAttempts, bool)
+        or not isinstance(gracefulAttempts, int)
+        or not (0 <= gracefulAttempts <= 10)
     ):
-        raise errors.InvalidParams("gracefulAttempts must be an integer from 0 to 10",
-                                   param="gracefulAttempts")
+        raise errors.InvalidParams(
+            "gracefulAttempts must be an integer from 0 to 10", param="gracefulAttempts"
+        )
     await services.registry.destroy(vm_id, gracefulAttempts)
     return True
 

@@ -42,8 +42,16 @@ def facts(xml: str) -> DomainFacts:
     )
 
 
-_UNITS = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "m": 1024, "mib": 1024,
-          "g": 1024**2, "gib": 1024**2}
+_UNITS = {
+    "b": 1 / 1024,
+    "bytes": 1 / 1024,
+    "k": 1,
+    "kib": 1,
+    "m": 1024,
+    "mib": 1024,
+    "g": 1024**2,
+    "gib": 1024**2,
+}
 
 
 def _to_kib(value: int, unit: str) -> int:

@@ -36,7 +36,9 @@ def build(meta: VmMetadata) -> etree._Element:
         root.append(_M.destroyOnReboot("true"))
     if meta.exit is not None:
         root.append(
-            _M.exit(meta.exit.message, code=str(int(meta.exit.code)), reason=str(int(meta.exit.reason)))
+            _M.exit(
+                meta.exit.message, code=str(int(meta.exit.code)), reason=str(int(meta.exit.reason))
+            )
         )
     if meta.custom:
         root.append(_M.custom(*(_M.property(v, name=k) for k, v in sorted(meta.custom.items()))))

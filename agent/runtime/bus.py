@@ -50,7 +50,9 @@ class StatusBus:
         message = status_notification(vm_id, details)
         for queue in list(self._subscribers):
             if queue.qsize() >= MAX_BACKLOG:
-                log.warning("dropping an /events subscriber that is %d messages behind", MAX_BACKLOG)
+                log.warning(
+                    "dropping an /events subscriber that is %d messages behind", MAX_BACKLOG
+                )
                 self._subscribers.discard(queue)
                 queue.put_nowait(None)
             else:

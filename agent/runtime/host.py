@@ -32,6 +32,7 @@ class HostService:
         self._registry = registry
         self._facts: HostFacts | None = None
         self._last_cpu = hostinfo.cpu_times(_read("/proc/stat"))
+        self._dev_kvm = os.path.exists("/dev/kvm")
 
     async def _host_facts(self) -> HostFacts:
         if self._facts is None:
@@ -42,7 +43,7 @@ class HostService:
         facts = await self._host_facts()
         caps = hostinfo.capabilities(facts.capabilities_xml)
         osr = hostinfo.os_release(_read("/etc/os-release"))
-        kvm = os.path.exists("/dev/kvm") and "kvm" in caps.domain_types
+        kvm = self._dev_kvm and "kvm" in caps.domain_types
         sockets = facts.numa_nodes * facts.sockets_per_node
         return {
             "kvmEnabled": "true" if kvm else "false",
@@ -79,8 +80,11 @@ class HostService:
         user, system, idle = hostinfo.cpu_percent(self._last_cpu, now_cpu)
         self._last_cpu = now_cpu
         mem = hostinfo.meminfo(_read("/proc/meminfo"))
-        free_kib = mem.get("MemFree", 0) + mem.get("Cached", 0) + mem.get("Buffers", 0) + mem.get(
-            "SReclaimable", 0
+        free_kib = (
+            mem.get("MemFree", 0)
+            + mem.get("Cached", 0)
+            + mem.get("Buffers", 0)
+            + mem.get("SReclaimable", 0)
         )
         owners = self._registry.owners()
         active = sum(o.status is not VmStatus.DOWN for o in owners)

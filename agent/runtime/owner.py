@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -67,7 +66,9 @@ class _Launch:
 @dataclass
 class _Destroy:
     graceful_attempts: int
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class VmOwner:
@@ -98,8 +99,14 @@ class VmOwner:
         self._gone = False
 
     @classmethod
-    def adopt(cls, port: Hypervisor, bus: StatusBus, facts: DomainFacts, state: DomainState,
-              cause: StopCause | None) -> VmOwner:
+    def adopt(
+        cls,
+        port: Hypervisor,
+        bus: StatusBus,
+        facts: DomainFacts,
+        state: DomainState,
+        cause: StopCause | None,
+    ) -> VmOwner:
         """An owner for a domain found in libvirt (recovery or a domain defined outside)."""
         if state is DomainState.SHUTOFF:
             recorded = facts.metadata.exit if facts.metadata else None
@@ -153,7 +160,9 @@ class VmOwner:
             await self._port.define_and_start(cmd.xml, paused=cmd.paused)
         except errors.AgentError as exc:
             log.warning("VM failed to start: %s", exc.reason)
-            self._set_status(VmStatus.DOWN, ExitInfo.of(ExitReason.LIBVIRT_START_FAILED, exc.reason))
+            self._set_status(
+                VmStatus.DOWN, ExitInfo.of(ExitReason.LIBVIRT_START_FAILED, exc.reason)
+            )
             return
         self._started_mono = time.monotonic()
         self._set_status(VmStatus.PAUSED if cmd.paused else VmStatus.UP)
@@ -191,8 +200,12 @@ class VmOwner:
             case EventKind.UNDEFINED if self.external:
                 self._gone = True
             case _:
-                log.debug("event %s (%s) in status %s: nothing to do", event.kind,
-                          event.stop_cause, self.status)
+                log.debug(
+                    "event %s (%s) in status %s: nothing to do",
+                    event.kind,
+                    event.stop_cause,
+                    self.status,
+                )
 
     async def _went_down(self, exit_info: ExitInfo) -> None:
         if not self.external:
@@ -209,8 +222,13 @@ class VmOwner:
         self.status_time = status_time()
         self.exit_info = exit_info if status is VmStatus.DOWN else None
         if exit_info is not None:
-            log.info("status %s -> %s (exitReason %d: %s)", old, status, exit_info.reason,
-                     exit_info.message)
+            log.info(
+                "status %s -> %s (exitReason %d: %s)",
+                old,
+                status,
+                exit_info.reason,
+                exit_info.message,
+            )
         else:
             log.info("status %s -> %s", old, status)
         self._bus.publish_status(self.vm_id, self.stats())

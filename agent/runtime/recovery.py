@@ -24,9 +24,15 @@ async def recover(port: Hypervisor, registry: VmRegistry) -> float:
     for record in records:
         owner = registry.adopt(record)
         owned += not owner.external
-        log.info("recovered VM %s: %s%s", owner.vm_id, owner.status,
-                 " (foreign, left untouched)" if owner.external else "")
+        log.info(
+            "recovered VM %s: %s%s",
+            owner.vm_id,
+            owner.status,
+            " (foreign, left untouched)" if owner.external else "",
+        )
     registry.recovered.set()
     duration = time.monotonic() - start
-    log.info("recovery done: %d domains, %d owned by hvagent, %.3f s", len(records), owned, duration)
+    log.info(
+        "recovery done: %d domains, %d owned by hvagent, %.3f s", len(records), owned, duration
+    )
     return duration

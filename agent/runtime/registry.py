@@ -49,8 +49,9 @@ class VmRegistry:
     # -- membership ------------------------------------------------------------------------
 
     def adopt(self, record: DomainRecord) -> VmOwner:
-        owner = VmOwner.adopt(self._port, self._bus, live.facts(record.xml), record.state,
-                              record.stop_cause)
+        owner = VmOwner.adopt(
+            self._port, self._bus, live.facts(record.xml), record.state, record.stop_cause
+        )
         self._start(owner)
         return owner
 
@@ -93,8 +94,9 @@ class VmRegistry:
         self._check_free(spec)  # re-check: we awaited
         meta = VmMetadata(launch_paused=spec.launch_paused, custom=spec.custom)
         xml = to_string(build_domain(spec, meta))
-        facts = live.DomainFacts(spec.vm_id, spec.name, spec.domain_type, spec.acpi, spec.vcpus,
-                                 spec.memory_mib, meta)
+        facts = live.DomainFacts(
+            spec.vm_id, spec.name, spec.domain_type, spec.acpi, spec.vcpus, spec.memory_mib, meta
+        )
         owner = VmOwner(self._port, self._bus, facts, VmStatus.WAIT_FOR_LAUNCH)
         self._start(owner)
         owner.launch(xml, paused=spec.launch_paused)
@@ -108,7 +110,8 @@ class VmRegistry:
             if owner.facts.name == spec.name:
                 raise errors.VMExists(
                     f"VM name {spec.name!r} is used by {owner.vm_id}",
-                    vmId=str(spec.vm_id), param="vmName",
+                    vmId=str(spec.vm_id),
+                    param="vmName",
                 )
 
     async def destroy(self, vm_id: uuid.UUID, graceful_attempts: int) -> None:
@@ -132,5 +135,8 @@ class VmRegistry:
             return
         if record.vm_id not in self._owners:
             owner = self.adopt(record)
-            log.info("adopted domain %s defined outside hvagent (%s)", owner.vm_id,
-                     "foreign" if owner.external else "hvagent metadata")
+            log.info(
+                "adopted domain %s defined outside hvagent (%s)",
+                owner.vm_id,
+                "foreign" if owner.external else "hvagent metadata",
+            )

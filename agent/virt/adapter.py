@@ -260,7 +260,9 @@ class LibvirtHypervisor:
         ]
         self._conn.registerCloseCallback(self._on_close, None)
 
-    def _on_lifecycle(self, _c: Any, dom: libvirt.virDomain, event: int, detail: int, _o: Any) -> None:
+    def _on_lifecycle(
+        self, _c: Any, dom: libvirt.virDomain, event: int, detail: int, _o: Any
+    ) -> None:
         kind, cause = evtab.lifecycle(event, detail)
         self._queue.put_nowait(DomainEvent(uuid.UUID(dom.UUIDString()), kind, cause))
 

@@ -35,7 +35,7 @@ def translate(
 ) -> errors.AgentError:
     """The AgentError for `exc`; `fallback` when the code has no more specific class."""
     code, domain = exc.get_error_code(), exc.get_error_domain()
-    if domain in _CONNECTION_DOMAINS and code in _CONNECTION_CODES or code in (
+    if (domain in _CONNECTION_DOMAINS and code in _CONNECTION_CODES) or code in (
         libvirt.VIR_ERR_NO_CONNECT,
         libvirt.VIR_ERR_INVALID_CONN,
     ):

@@ -12,15 +12,17 @@ from tests.integration.conftest import SHARED_URI, Daemon, libvirt_uuids, make_c
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_guest_shutdown_is_reason_7_and_survives_restart(rpc, daemon, virconn, session,
-                                                              tmp_path):
+async def test_guest_shutdown_is_reason_7_and_survives_restart(
+    rpc, daemon, virconn, session, tmp_path
+):
     vm_id = str(uuid.uuid4())
     running = str(uuid.uuid4())
     events = await EventStream.open(rpc)
     try:
         for v in (vm_id, running):
-            await rpc.call("VM.create", vmID=v,
-                           vmParams={"vmId": v, "vmName": f"rec-{v[:8]}", "memSize": 64})
+            await rpc.call(
+                "VM.create", vmID=v, vmParams={"vmId": v, "vmName": f"rec-{v[:8]}", "memSize": 64}
+            )
             await events.wait_status(v, "Up", 10)
         # The guest powers itself off: libvirt reports STOPPED/SHUTDOWN.
         virconn.lookupByUUIDString(vm_id).shutdown()
@@ -46,7 +48,8 @@ async def test_guest_shutdown_is_reason_7_and_survives_restart(rpc, daemon, virc
         info = await rpc2.call("VM.getInfo", vmID=running)
         assert info["status"] == "Up"
         assert {k: info[k] for k in ("vmName", "memSize", "smp", "external")} == {
-            k: before_running[k] for k in ("vmName", "memSize", "smp", "external")}
+            k: before_running[k] for k in ("vmName", "memSize", "smp", "external")
+        }
 
         # The test driver's own "test" domain is foreign: reported, never touched.
         foreign = virconn.lookupByName("test").UUIDString()
@@ -65,8 +68,11 @@ async def test_guest_shutdown_is_reason_7_and_survives_restart(rpc, daemon, virc
 
 async def test_domain_destroyed_outside_is_lost_connection(rpc, virconn):
     vm_id = str(uuid.uuid4())
-    await rpc.call("VM.create", vmID=vm_id,
-                   vmParams={"vmId": vm_id, "vmName": f"ext-{vm_id[:8]}", "memSize": 64})
+    await rpc.call(
+        "VM.create",
+        vmID=vm_id,
+        vmParams={"vmId": vm_id, "vmName": f"ext-{vm_id[:8]}", "memSize": 64},
+    )
     await rpc.wait_status(vm_id, "Up", 10)
     virconn.lookupByUUIDString(vm_id).destroy()
     down = await rpc.wait_status(vm_id, "Down", 10)

@@ -47,7 +47,8 @@ async def test_create_stats_destroy_lifecycle_with_events(rpc, virconn):
         assert info["vmId"] == vm_id and info["smp"] == "2" and info["external"] is False
         listed = await rpc.call("Host.getVMList")
         assert {"vmId": vm_id, "status": "Up"} in [
-            {k: v for k, v in e.items() if k != "statusTime"} for e in listed]
+            {k: v for k, v in e.items() if k != "statusTime"} for e in listed
+        ]
         assert vm_id in [s["vmId"] for s in await rpc.call("Host.getAllVmStats")]
         host = await rpc.call("Host.getStats")
         assert host["vmCount"] >= 1 and host["vmActive"] >= 1
@@ -66,8 +67,18 @@ async def test_create_stats_destroy_lifecycle_with_events(rpc, virconn):
 async def test_batch_runs_every_entry(rpc):
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     batch = [
-        {"jsonrpc": "2.0", "id": 1, "method": "VM.create", "params": {"vmID": a, "vmParams": vm_params(a)}},
-        {"jsonrpc": "2.0", "id": 2, "method": "VM.create", "params": {"vmID": b, "vmParams": vm_params(b)}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "VM.create",
+            "params": {"vmID": a, "vmParams": vm_params(a)},
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "VM.create",
+            "params": {"vmID": b, "vmParams": vm_params(b)},
+        },
         {"jsonrpc": "2.0", "id": 3, "method": "Host.ping2"},
         {"jsonrpc": "2.0", "method": "Host.ping2"},  # a notification: no answer
     ]
@@ -92,8 +103,15 @@ async def test_capabilities_from_the_test_driver(rpc, virconn):
     assert caps["cpuCores"] == str(nodes * sockets * cores)
     assert caps["packages2"]["libvirt"]["version"].count(".") == 2
     assert caps["packages2"]["hvagent"]["version"] == caps["software_version"]
-    for key in ("kvmEnabled", "cpuCores", "cpuModel", "vmTypes", "emulatedMachines", "uuid",
-                "operatingSystem"):
+    for key in (
+        "kvmEnabled",
+        "cpuCores",
+        "cpuModel",
+        "vmTypes",
+        "emulatedMachines",
+        "uuid",
+        "operatingSystem",
+    ):
         assert key in caps
 
 
@@ -125,8 +143,12 @@ async def test_unknown_method_names_it(rpc):
         ("VM.getStats", {"vmID": "not-a-uuid"}, -32602, "vmID"),
         ("VM.getStats", {"vmID": 5}, -32602, "vmID"),
         ("VM.create", {"vmID": str(uuid.uuid4())}, -32602, "vmParams"),
-        ("VM.destroy", {"vmID": str(uuid.uuid4()), "gracefulAttempts": "x"}, -32602,
-         "gracefulAttempts"),
+        (
+            "VM.destroy",
+            {"vmID": str(uuid.uuid4()), "gracefulAttempts": "x"},
+            -32602,
+            "gracefulAttempts",
+        ),
         ("Host.getVMList", {"vmList": "x"}, -32602, "vmList"),
     ],
 )
@@ -170,8 +192,9 @@ async def test_existing_vm_is_code_4_and_unchanged(rpc):
     after = await rpc.call("VM.getInfo", vmID=vm_id)
     assert after == before
     other = str(uuid.uuid4())
-    err = await rpc.error("VM.create", vmID=other,
-                          vmParams={**vm_params(other), "vmName": before["vmName"]})
+    err = await rpc.error(
+        "VM.create", vmID=other, vmParams={**vm_params(other), "vmName": before["vmName"]}
+    )
     assert err["code"] == 4 and err["data"]["param"] == "vmName"
     await rpc.call("VM.destroy", vmID=vm_id)
 
@@ -191,8 +214,15 @@ async def test_libvirt_refusal_goes_down_with_no_domain_left(rpc, virconn):
 
 async def test_concurrent_duplicate_creates_one_wins(rpc):
     vm_id = str(uuid.uuid4())
-    batch = [{"jsonrpc": "2.0", "id": i, "method": "VM.create",
-              "params": {"vmID": vm_id, "vmParams": vm_params(vm_id)}} for i in range(5)]
+    batch = [
+        {
+            "jsonrpc": "2.0",
+            "id": i,
+            "method": "VM.create",
+            "params": {"vmID": vm_id, "vmParams": vm_params(vm_id)},
+        }
+        for i in range(5)
+    ]
     _, body = await rpc.raw(json.dumps(batch))
     ok = [r for r in body if "result" in r]
     dup = [r for r in body if "error" in r]

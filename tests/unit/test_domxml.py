@@ -19,8 +19,13 @@ def build(**kw):
 
 
 def test_core_domain_xml():
-    xml = build(kernel="/k", initrd="/i", kernelArgs="console=ttyS0", smp=2,
-                devices=[{"type": "disk", "device": "disk", "path": "/d.qcow2", "format": "cow"}])
+    xml = build(
+        kernel="/k",
+        initrd="/i",
+        kernelArgs="console=ttyS0",
+        smp=2,
+        devices=[{"type": "disk", "device": "disk", "path": "/d.qcow2", "format": "cow"}],
+    )
     root = domxml.parse(xml)
     assert root.get("type") == "qemu"
     assert [c.tag for c in root][:4] == ["name", "uuid", "metadata", "memory"]
@@ -49,12 +54,20 @@ def test_no_acpi_means_no_features():
 def test_live_facts_read_back():
     f = live.facts(build(smp=3))
     assert (f.vm_id, f.name, f.domain_type, f.vcpus, f.memory_mib, f.acpi) == (
-        VM, "t", "qemu", 3, 128, True)
+        VM,
+        "t",
+        "qemu",
+        3,
+        128,
+        True,
+    )
     assert f.metadata == VmMetadata(custom={"k": "v"})
 
 
 def test_foreign_domain_has_no_metadata():
-    xml = f"<domain type='kvm'><name>x</name><uuid>{VM}</uuid><memory unit='MiB'>64</memory></domain>"
+    xml = (
+        f"<domain type='kvm'><name>x</name><uuid>{VM}</uuid><memory unit='MiB'>64</memory></domain>"
+    )
     f = live.facts(xml)
     assert f.metadata is None and f.memory_mib == 64 and f.vcpus == 1
 

@@ -31,5 +31,8 @@ def test_codes_are_unique_and_stable():
 @pytest.mark.parametrize("cls", errors.all_error_classes())
 def test_wire_shape(cls):
     err = cls("why", param="p", skipped=None)
-    assert err.to_wire() == {"code": cls.code, "message": cls.message,
-                             "data": {"reason": "why", "param": "p"}}
+    assert err.to_wire() == {
+        "code": cls.code,
+        "message": cls.message,
+        "data": {"reason": "why", "param": "p"},
+    }

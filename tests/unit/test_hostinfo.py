@@ -17,10 +17,15 @@ def test_capabilities():
 
 def test_proc_parsers():
     assert hostinfo.meminfo("MemTotal: 100 kB\nMemFree:  40 kB\nHugePages_Total: 0\n") == {
-        "MemTotal": 100, "MemFree": 40, "HugePages_Total": 0}
+        "MemTotal": 100,
+        "MemFree": 40,
+        "HugePages_Total": 0,
+    }
     a = hostinfo.cpu_times("cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 1 1 1 1\n")
     b = hostinfo.cpu_times("cpu  20 0 20 160 0 0 0 0 0 0\n")
     user, system, idle = hostinfo.cpu_percent(a, b)
     assert (round(user), round(system), round(idle)) == (10, 10, 80)
-    assert hostinfo.os_release('NAME="Debian"\nVERSION_ID="12"\n') == {"NAME": "Debian",
-                                                                     "VERSION_ID": "12"}
+    assert hostinfo.os_release('NAME="Debian"\nVERSION_ID="12"\n') == {
+        "NAME": "Debian",
+        "VERSION_ID": "12",
+    }

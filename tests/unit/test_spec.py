@@ -24,7 +24,9 @@ def test_defaults_and_policy():
 
 
 def test_vdsm_string_spellings_and_kvm_disable():
-    s = spec.from_params(VM, params(memSize="512", smp="2", kvmEnable="false", acpiEnable="false"), VIRT)
+    s = spec.from_params(
+        VM, params(memSize="512", smp="2", kvmEnable="false", acpiEnable="false"), VIRT
+    )
     assert (s.memory_mib, s.vcpus, s.domain_type, s.acpi) == (512, 2, "qemu", False)
 
 
@@ -61,14 +63,31 @@ def test_disks_get_targets_per_bus():
         ({"devices": ["x"]}, errors.InvalidParams, "devices[0]"),
         ({"devices": [{"device": "disk"}]}, errors.MissingParameter, "devices[0].type"),
         ({"devices": [{"type": "disk"}]}, errors.MissingParameter, "devices[0].path"),
-        ({"devices": [{"type": "disk", "path": "/a", "iface": "floppy"}]}, errors.InvalidParams,
-         "devices[0].iface"),
-        ({"devices": [{"type": "disk", "path": "/a", "format": "vmdk"}]}, errors.InvalidParams,
-         "devices[0].format"),
-        ({"devices": [{"type": "disk", "path": "/a", "name": "sda"}]}, errors.InvalidParams,
-         "devices[0].name"),
-        ({"devices": [{"type": "disk", "path": "/a"}, {"type": "disk", "path": "/b", "name": "vda"}]},
-         errors.InvalidParams, "devices[1].name"),
+        (
+            {"devices": [{"type": "disk", "path": "/a", "iface": "floppy"}]},
+            errors.InvalidParams,
+            "devices[0].iface",
+        ),
+        (
+            {"devices": [{"type": "disk", "path": "/a", "format": "vmdk"}]},
+            errors.InvalidParams,
+            "devices[0].format",
+        ),
+        (
+            {"devices": [{"type": "disk", "path": "/a", "name": "sda"}]},
+            errors.InvalidParams,
+            "devices[0].name",
+        ),
+        (
+            {
+                "devices": [
+                    {"type": "disk", "path": "/a"},
+                    {"type": "disk", "path": "/b", "name": "vda"},
+                ]
+            },
+            errors.InvalidParams,
+            "devices[1].name",
+        ),
         ({"devices": [{"type": "hostdev"}]}, errors.Unsupported, "devices[0].type"),
         ({"custom": {"a": 1}}, errors.InvalidParams, "custom"),
     ],

@@ -1,0 +1,59 @@
+# hvagent: the two commands a newcomer needs are `make run` and `make test` (see README.md).
+# Both install whatever is missing on a Debian 12 machine; run them as root (or with sudo).
+
+PYTHON ?= python3
+VENV := .venv
+RUN_DIR := $(CURDIR)/.run
+GUEST_DIR ?= /var/cache/hvagent/guest
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+LISTEN ?= 127.0.0.1:54321
+export HVAGENT_GUEST_DIR := $(GUEST_DIR)
+
+.PHONY: run test unit integration e2e host host-packages guest venv lint bench clean
+
+## run: start hvagent on the embedded QEMU driver (no libvirtd), domain type qemu
+run: host-packages venv guest
+	mkdir -p $(RUN_DIR)/embed $(RUN_DIR)/console
+	@echo "hvagent: first start probes QEMU (about a minute on a 2-core machine); then listens on $(LISTEN)"
+	$(VENV)/bin/hvagent --listen $(LISTEN) \
+	    --libvirt-uri "qemu:///embed?root=$(RUN_DIR)/embed" \
+	    --set virt.domain_type=qemu --set virt.console_log_dir=$(RUN_DIR)/console
+
+## test: the whole suite: unit, integration (libvirt test driver), e2e (libvirtd + QEMU guests)
+test: host venv guest
+	$(VENV)/bin/pytest -p no:cacheprovider tests
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+integration: venv
+	$(VENV)/bin/pytest tests/unit tests/integration
+
+e2e: host venv guest
+	$(VENV)/bin/pytest tests/e2e
+
+host:
+	$(SUDO) scripts/host-setup.sh
+
+host-packages:
+	$(SUDO) scripts/host-setup.sh --packages-only
+
+guest:
+	$(SUDO) tests/guest/build.sh $(GUEST_DIR)
+
+# The venv is rebuilt when pyproject.toml changes.
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+lint: venv
+	$(VENV)/bin/ruff check agent tests bench
+
+bench: venv
+	$(VENV)/bin/python bench/rpc_ping.py
+
+clean:
+	rm -rf $(VENV) $(RUN_DIR) *.egg-info

@@ -1,0 +1,100 @@
+"""The foundation on a real hypervisor: libvirtd, QEMU (TCG) and the tiny test guest."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.client import EventStream, RpcClient
+from tests.e2e.conftest import guest_params
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+
+async def test_create_up_stats_destroy(rpc, agent, guest, virconn, tmp_path):
+    disk = tmp_path / "data.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    vm_id, params = guest_params(
+        guest,
+        devices=[
+            {
+                "type": "disk",
+                "device": "disk",
+                "path": str(disk),
+                "format": "cow",
+                "iface": "virtio",
+            }
+        ],
+    )
+    events = await EventStream.open(rpc)
+    try:
+        result = await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+        assert result["status"] == "WaitForLaunch"
+        up = await events.wait_status(vm_id, "Up", 60)
+        assert up["vmType"] == "qemu" and up["kvmEnable"] == "false"
+        console = await agent.wait_console(vm_id, "HVAGENT-GUEST-READY")
+        assert "HVAGENT-GUEST-DISK vda" in console
+        dom = virconn.lookupByUUIDString(vm_id)
+        assert dom.isActive() == 1 and dom.name() == params["vmName"]
+        stats = (await rpc.call("VM.getStats", vmID=vm_id))[0]
+        assert stats["status"] == "Up" and stats["memSize"] == 256
+        host = await rpc.call("Host.getStats")
+        assert host["vmActive"] >= 1
+
+        assert await rpc.call("VM.destroy", vmID=vm_id) is True
+        down = await events.wait_status(vm_id, "Down", 30)
+        assert down["exitReason"] == 6
+        assert vm_id not in {d.UUIDString() for d in virconn.listAllDomains(0)}
+        assert (await rpc.error("VM.getStats", vmID=vm_id))["code"] == 1
+    finally:
+        await events.close()
+
+
+async def test_guest_powering_itself_off_is_user_shutdown(rpc, agent, guest, virconn):
+    vm_id, params = guest_params(guest, "poweroff_after=2")
+    events = await EventStream.open(rpc)
+    try:
+        await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+        down = await events.wait_status(vm_id, "Down", 180)
+        assert (down["exitCode"], down["exitReason"]) == (0, 7)
+        assert "HVAGENT-GUEST-POWEROFF" in agent.console_log(vm_id)
+        # Listed as Down with its exit info until destroyed; the domain is still defined.
+        stats = (await rpc.call("VM.getStats", vmID=vm_id))[0]
+        assert (stats["status"], stats["exitReason"]) == ("Down", 7)
+        assert virconn.lookupByUUIDString(vm_id).isActive() == 0
+        assert await rpc.call("VM.destroy", vmID=vm_id) is True
+        assert vm_id not in {d.UUIDString() for d in virconn.listAllDomains(0)}
+    finally:
+        await events.close()
+
+
+async def test_libvirt_refusal_leaves_no_domain(rpc, guest, virconn):
+    vm_id, params = guest_params(guest, kernel="/nonexistent/vmlinuz")
+    await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+    down = await rpc.wait_status(vm_id, "Down", 60)
+    assert (down["exitCode"], down["exitReason"]) == (1, 3)
+    assert "/nonexistent/vmlinuz" in down["exitMessage"]
+    assert vm_id not in {d.UUIDString() for d in virconn.listAllDomains(0)}
+    assert await rpc.call("VM.destroy", vmID=vm_id) is True
+
+
+async def test_kill9_and_restart_readopts_running_vm(rpc, agent, guest, virconn):
+    vm_id, params = guest_params(guest)
+    await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+    await rpc.wait_status(vm_id, "Up", 60)
+    await agent.wait_console(vm_id, "HVAGENT-GUEST-READY")
+    before = await rpc.call("VM.getInfo", vmID=vm_id)
+
+    agent.kill9()
+    assert virconn.lookupByUUIDString(vm_id).isActive() == 1
+    agent.start()
+    second = RpcClient(agent.base, rpc.session)
+    await second.wait_ready(120)
+    after = await second.call("VM.getInfo", vmID=vm_id)
+    keys = ("status", "vmName", "memSize", "smp", "vmType", "external")
+    assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
+    assert after["status"] == "Up"
+    # The re-adopted VM is fully manageable.
+    assert await second.call("VM.destroy", vmID=vm_id) is True
+    assert vm_id not in {d.UUIDString() for d in virconn.listAllDomains(0)}
