@@ -14,7 +14,7 @@ export HVAGENT_GUEST_DIR := $(GUEST_DIR)
 ## run: start hvagent on the embedded QEMU driver (no libvirtd), domain type qemu
 run: host-packages venv guest
 	mkdir -p $(RUN_DIR)/embed $(RUN_DIR)/console
-	@echo "hvagent: first start probes QEMU (about a minute on a 2-core machine); then listens on $(LISTEN)"
+	@echo "hvagent on $(LISTEN); the first VM.create waits about a minute while libvirt probes QEMU"
 	$(VENV)/bin/hvagent --listen $(LISTEN) \
 	    --libvirt-uri "qemu:///embed?root=$(RUN_DIR)/embed" \
 	    --set virt.domain_type=qemu --set virt.console_log_dir=$(RUN_DIR)/console

@@ -95,6 +95,65 @@ async def test_kill9_and_restart_readopts_running_vm(rpc, agent, guest, virconn)
     keys = ("status", "vmName", "memSize", "smp", "vmType", "external")
     assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
     assert after["status"] == "Up"
+
+    # SIGTERM: an orderly stop that leaves the VM running, and a clean re-adoption.
+    assert agent.stop() == 0
+    assert virconn.lookupByUUIDString(vm_id).isActive() == 1
+    agent.start()
+    await second.wait_ready(120)
+    assert (await second.call("VM.getInfo", vmID=vm_id))["status"] == "Up"
     # The re-adopted VM is fully manageable.
     assert await second.call("VM.destroy", vmID=vm_id) is True
     assert vm_id not in {d.UUIDString() for d in virconn.listAllDomains(0)}
+
+
+async def test_capabilities_read_from_real_qemu(rpc, virconn):
+    caps = await rpc.call("Host.getCapabilities")
+    assert caps["packages2"]["qemu"]["version"].count(".") == 2
+    assert caps["packages2"]["libvirt"]["version"].count(".") == 2
+    assert "pc" in caps["emulatedMachines"] or "q35" in caps["emulatedMachines"]
+    assert caps["uuid"] and caps["cpuModel"]
+    assert int(caps["memSize"]) == virconn.getInfo()[1]
+    assert caps["operatingSystem"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "where"),
+    [
+        (b"{oops", -32700, None),
+        (b'{"jsonrpc": "2.0", "id": 1}', -32600, None),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "VM.nope"}', -32601, ("method", "VM.nope")),
+        (b'{"jsonrpc": "2.0", "id": 1, "method": "VM.getStats"}', -32602, ("param", "vmID")),
+        (
+            b'{"jsonrpc": "2.0", "id": 1, "method": "VM.getStats", "params": '
+            b'{"vmID": "00000000-0000-0000-0000-000000000001"}}',
+            1,
+            None,
+        ),
+        (
+            b'{"jsonrpc": "2.0", "id": 1, "method": "VM.create", "params": {"vmID": '
+            b'"00000000-0000-0000-0000-000000000002", "vmParams": '
+            b'{"vmId": "00000000-0000-0000-0000-000000000002"}}}',
+            11,
+            ("param", "memSize"),
+        ),
+    ],
+)
+async def test_error_codes_from_the_real_daemon(rpc, virconn, body, code, where):
+    before = {d.UUIDString() for d in virconn.listAllDomains(0)}
+    status, answer = await rpc.raw(body)
+    assert status == 200 and answer["error"]["code"] == code
+    if where:
+        assert answer["error"]["data"][where[0]] == where[1]
+    assert {d.UUIDString() for d in virconn.listAllDomains(0)} == before
+
+
+async def test_duplicate_create_is_code_4_and_changes_nothing(rpc, guest, virconn):
+    vm_id, params = guest_params(guest)
+    await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+    await rpc.wait_status(vm_id, "Up", 60)
+    xml_before = virconn.lookupByUUIDString(vm_id).XMLDesc(0)
+    err = await rpc.error("VM.create", vmID=vm_id, vmParams={**params, "memSize": 512})
+    assert err["code"] == 4
+    assert virconn.lookupByUUIDString(vm_id).XMLDesc(0) == xml_before
+    assert await rpc.call("VM.destroy", vmID=vm_id) is True

@@ -1,0 +1,107 @@
+"""The dispatch wrapper: parameter binding, recovery gate, internal errors, logging."""
+
+import asyncio
+import json
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from agent import errors
+from agent.api import rpc
+
+
+def services(recovered=True):
+    event = asyncio.Event()
+    if recovered:
+        event.set()
+    return SimpleNamespace(registry=SimpleNamespace(recovered=event))
+
+
+async def boom(services, vmID):
+    raise RuntimeError("secret internals /etc/shadow")
+
+
+async def echo(services, vmID, count=1):
+    return {"vmID": vmID, "count": count}
+
+
+async def missing(services):
+    raise errors.MissingParameter("memSize is required", param="memSize")
+
+
+def table():
+    return {
+        "VM.boom": rpc.expose("VM.boom", boom, needs_recovery=False),
+        "VM.echo": rpc.expose("VM.echo", echo, needs_recovery=True),
+        "VM.missing": rpc.expose("VM.missing", missing, needs_recovery=False),
+    }
+
+
+async def call(method, params, svc=None):
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": method, "params": params})
+    return json.loads(await rpc.dispatch(body, table(), svc or services()))
+
+
+async def test_unexpected_exception_is_32603_with_logged_error_id(caplog):
+    caplog.set_level(logging.INFO)
+    answer = await call("VM.boom", {"vmID": "x"})
+    error = answer["error"]
+    assert error["code"] == -32603 and error["message"] == "Internal error"
+    assert set(error["data"]) == {"error_id"}
+    assert "secret internals" not in json.dumps(answer)
+    assert error["data"]["error_id"] in caplog.text
+    assert "Traceback" in caplog.text  # in the log, never on the wire
+
+
+async def test_result_and_defaults():
+    assert (await call("VM.echo", {"vmID": "a"}))["result"] == {"vmID": "a", "count": 1}
+    assert (await call("VM.echo", ["a", 3]))["result"] == {"vmID": "a", "count": 3}
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [({}, "vmID"), ({"vmID": "a", "bogus": 1}, "bogus"), (["a", 1, 2], None)],
+)
+async def test_signature_mismatch_is_32602_naming_the_param(params, param):
+    error = (await call("VM.echo", params))["error"]
+    assert error["code"] == -32602
+    assert error["data"].get("param") == param
+
+
+async def test_agent_errors_keep_code_and_detail():
+    error = (await call("VM.missing", {}))["error"]
+    assert error == {
+        "code": 11,
+        "message": "Missing required parameter",
+        "data": {"reason": "memSize is required", "param": "memSize"},
+    }
+
+
+async def test_vm_verbs_answer_99_until_recovered():
+    error = (await call("VM.echo", {"vmID": "a"}, services(recovered=False)))["error"]
+    assert error["code"] == 99
+    # verbs that do not need recovery answer at once
+    assert (await call("VM.missing", {}, services(recovered=False)))["error"]["code"] == 11
+
+
+async def test_one_log_line_per_verb(caplog):
+    caplog.set_level(logging.INFO, logger="agent.api")
+    await call("VM.echo", {"vmID": "a"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent.api"]
+    assert len(lines) == 1 and lines[0].startswith("VM.echo vm=a ok in ")
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        [],
+        {"jsonrpc": "2.0"},
+        {"jsonrpc": "2.0", "method": "x", "id": True},
+        {"jsonrpc": "2.0", "method": "x", "extra": 1},
+        [{"jsonrpc": "2.0", "method": "x"}, 3],
+    ],
+)
+def test_validate_request_refuses(request_):
+    with pytest.raises(ValueError):
+        rpc.validate_request(request_)
