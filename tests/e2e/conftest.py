@@ -46,12 +46,19 @@ def virconn():
     except libvirt.libvirtError as exc:
         pytest.fail(f"libvirtd not reachable at {URI} ({exc}): run `make host`")
     yield conn
-    _cleanup(conn)
-    conn.close()
+    _cleanup()
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass  # libvirtd was restarted under this connection (test_zz_libvirtd_restart)
 
 
-def _cleanup(conn) -> None:
-    """Remove every domain an e2e test made, whatever state the test left it in."""
+def _cleanup() -> None:
+    """Remove every domain an e2e test made, whatever state the test left it in.
+
+    Opens its own connection: the session's may predate a libvirtd restart.
+    """
+    conn = libvirt.open(URI)
     for dom in conn.listAllDomains(0):
         if dom.name().startswith(PREFIX):
             try:
@@ -60,6 +67,7 @@ def _cleanup(conn) -> None:
                 dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
             except libvirt.libvirtError:
                 pass
+    conn.close()
 
 
 class Agent:
@@ -126,7 +134,7 @@ async def agent(tmp_path, virconn):
     a.start()
     yield a
     code = a.stop()
-    _cleanup(virconn)
+    _cleanup()
     assert code == 0, f"hvagent exited {code}; log:\n{a.log.read_text()[-3000:]}"
 
 
