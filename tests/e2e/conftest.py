@@ -8,6 +8,7 @@ suite proves nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,10 +48,9 @@ def virconn():
         pytest.fail(f"libvirtd not reachable at {URI} ({exc}): run `make host`")
     yield conn
     _cleanup()
-    try:
+    # libvirtd may have been restarted under this connection (test_zz_libvirtd_restart).
+    with contextlib.suppress(libvirt.libvirtError):
         conn.close()
-    except libvirt.libvirtError:
-        pass  # libvirtd was restarted under this connection (test_zz_libvirtd_restart)
 
 
 def _cleanup() -> None:
