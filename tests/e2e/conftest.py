@@ -27,7 +27,9 @@ from tests.client import RpcClient, free_port
 ROOT = Path(__file__).parents[2]
 GUEST_DIR = Path(os.environ.get("HVAGENT_GUEST_DIR", "/var/cache/hvagent/guest"))
 URI = "qemu:///system"
-PREFIX = "e2e-"
+# Per-session prefix: cleanup removes only this session's domains, so several test runs
+# (developers' worktrees) can share one libvirtd.
+PREFIX = f"e2e{os.getpid()}-"
 
 pytestmark = pytest.mark.e2e
 

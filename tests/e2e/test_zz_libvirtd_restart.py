@@ -6,6 +6,7 @@ Named to run last: it restarts libvirtd, which every other e2e test needs.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 
@@ -14,7 +15,15 @@ import pytest
 from tests.client import RpcClient
 from tests.e2e.conftest import ROOT, guest_params
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.asyncio(loop_scope="session"),
+    # Developers sharing one libvirtd between worktrees may opt out; CI never sets this.
+    pytest.mark.skipif(
+        os.environ.get("HVAGENT_E2E_KEEP_LIBVIRTD") == "1",
+        reason="HVAGENT_E2E_KEEP_LIBVIRTD=1: libvirtd restart not allowed",
+    ),
+]
 
 
 async def test_lost_libvirt_connection_exits_1_then_recovers(rpc, agent, guest, virconn):
