@@ -174,9 +174,8 @@ class PowerOperation:
         Deadlines already set stay: adding force makes the stage that times out next
         escalate to it instead of giving up.
         """
-        self.plan = replace(
-            self.plan, force=self.plan.force or plan.force, message=plan.message or self.plan.message
-        )
+        force = self.plan.force or plan.force
+        self.plan = replace(self.plan, force=force, message=plan.message or self.plan.message)
         return replace(self._wait_step(reason="plan updated"), persist=True)
 
     # -- state -----------------------------------------------------------------------------
@@ -235,9 +234,9 @@ class PowerOperation:
     # -- internals -------------------------------------------------------------------------
 
     def _running_status(self) -> VmStatus:
-        return (
-            VmStatus.POWERING_DOWN if self.plan.kind is Kind.SHUTDOWN else VmStatus.REBOOT_IN_PROGRESS
-        )
+        if self.plan.kind is Kind.SHUTDOWN:
+            return VmStatus.POWERING_DOWN
+        return VmStatus.REBOOT_IN_PROGRESS
 
     def _force_action(self) -> Do:
         return Do.DESTROY if self.plan.kind is Kind.SHUTDOWN else Do.RESET
@@ -266,7 +265,7 @@ class PowerOperation:
                 action = Do.AGENT
             case Stage.ACPI:
                 self.stage_deadline = now + p.timeout_s
-                if 0 < p.acpi_retry_s and now + p.acpi_retry_s < self.stage_deadline:
+                if p.acpi_retry_s > 0 and now + p.acpi_retry_s < self.stage_deadline:
                     self.next_retry = now + p.acpi_retry_s
                 action = Do.ACPI
             case _:

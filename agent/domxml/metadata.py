@@ -45,9 +45,7 @@ def build(meta: VmMetadata) -> etree._Element:
     if meta.custom:
         root.append(_M.custom(*(_M.property(v, name=k) for k, v in sorted(meta.custom.items()))))
     if meta.operation is not None:
-        root.append(
-            _M.operation(*(_M.field(v, name=k) for k, v in sorted(meta.operation.items())))
-        )
+        root.append(_M.operation(*(_M.field(v, name=k) for k, v in sorted(meta.operation.items()))))
     return root
 
 

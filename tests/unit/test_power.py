@@ -43,13 +43,28 @@ def test_shutdown_full_ladder_with_force_destroys_at_the_acpi_deadline():
     run(
         op,
         [
-            (0, "start", dict(actions=(Do.AGENT,), deadline=6000, persist=True,
-                              status=VmStatus.POWERING_DOWN, escalated=False)),
-            (6000, "deadline", dict(actions=(Do.ACPI,), deadline=11000, persist=True,
-                                    escalated=True)),
+            (
+                0,
+                "start",
+                dict(
+                    actions=(Do.AGENT,),
+                    deadline=6000,
+                    persist=True,
+                    status=VmStatus.POWERING_DOWN,
+                    escalated=False,
+                ),
+            ),
+            (
+                6000,
+                "deadline",
+                dict(actions=(Do.ACPI,), deadline=11000, persist=True, escalated=True),
+            ),
             (11000, "deadline", dict(actions=(Do.DESTROY,), persist=True, escalated=True)),
-            (11050, Event.STOPPED, dict(outcome=Outcome.FORCED, status=VmStatus.DOWN,
-                                        persist=True, deadline=None)),
+            (
+                11050,
+                Event.STOPPED,
+                dict(outcome=Outcome.FORCED, status=VmStatus.DOWN, persist=True, deadline=None),
+            ),
         ],
     )
     assert op.stage is Stage.ENDED and op.deadline is None
