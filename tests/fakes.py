@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from agent import errors
 from agent.domxml import metadata, parse
@@ -68,6 +69,7 @@ async def settle(rounds: int = 30) -> None:
 
 @dataclass
 class Call:
+    vm_id: uuid.UUID
     t: float
     name: str
     arg: object
@@ -83,7 +85,7 @@ class FakeGuest:
 
 
 class FakeHypervisor:
-    def __init__(self, clock: FakeClock) -> None:
+    def __init__(self, clock: FakeClock | Any) -> None:
         self.clock = clock
         self.guests: dict[uuid.UUID, FakeGuest] = {}
         self.meta: dict[uuid.UUID, VmMetadata] = {}
@@ -92,7 +94,8 @@ class FakeHypervisor:
         self.alive = True
 
     def _record(self, vm_id: uuid.UUID, name: str, arg: object = None) -> FakeGuest:
-        self.calls.append(Call(self.clock.time(), name, arg, self.meta.get(vm_id, VmMetadata())))
+        meta = self.meta.get(vm_id, VmMetadata())
+        self.calls.append(Call(vm_id, self.clock.time(), name, arg, meta))
         guest = self.guests.get(vm_id)
         if guest is None:
             raise errors.NoSuchVM(vmId=str(vm_id))

@@ -322,7 +322,7 @@ class VmOwner:
                 level = logging.WARNING if step.escalated else logging.INFO
                 if step.outcome in (power.Outcome.GAVE_UP, power.Outcome.FAILED):
                     level = logging.WARNING
-                log.log(level, "%s: %s (%s)", op.plan.kind, step.reason, op.plan.message)
+                log.log(level, "%s: %s; message %r", op.plan.kind, step.reason, op.plan.message)
             if step.persist and not self.external:
                 self._meta = replace(
                     self._meta, operation=None if step.outcome else op.to_metadata()
