@@ -52,7 +52,7 @@ async def main(n: int) -> None:
         )
     )
     async with asyncio.timeout(30):
-        while any(o.status is not VmStatus.DOWN for o in owners.values()):
+        while any(o.status is not VmStatus.DOWN for o in owners.values()):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     late: list[float] = []
     # pair each destroy with its VM's ACPI deadline through the recorded vm ids
