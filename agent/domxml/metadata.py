@@ -17,7 +17,9 @@ from agent.status import ExitCode, ExitInfo, ExitReason
 NS = "https://hvagent.org/xmlns/vm/1.0"
 PREFIX = "hvagent"
 
-_M = ElementMaker(namespace=NS, nsmap={PREFIX: NS})
+# Default namespace, no prefix: virDomainSetMetadata declares PREFIX itself and fails
+# ("failed to create a new XML namespace") when the element already declares it.
+_M = ElementMaker(namespace=NS, nsmap={None: NS})
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import libvirt
 import pytest
 
 from agent.clock import parse_iso
@@ -47,10 +46,10 @@ async def wait_agent(rpc, vm_id: str, timeout=120) -> None:
 
 
 def operation(virconn, vm_id: str) -> dict[str, str] | None:
-    xml = virconn.lookupByUUIDString(vm_id).metadata(
-        libvirt.VIR_DOMAIN_METADATA_ELEMENT, metadata.NS
-    )
-    return metadata.read(parse(xml)).operation
+    # The full XML: virDomainGetMetadata returns the element without its namespace.
+    root = metadata.find(parse(virconn.lookupByUUIDString(vm_id).XMLDesc(0)))
+    assert root is not None
+    return metadata.read(root).operation
 
 
 async def test_agent_shutdown_is_exit_6(rpc, agent, guest):
