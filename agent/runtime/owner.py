@@ -362,6 +362,7 @@ class VmOwner:
         assert op is not None
         reboot = op.plan.kind is power.Kind.REBOOT
         for action in actions:
+            began = time.monotonic()
             try:
                 match action:
                     case power.Do.AGENT:
@@ -379,6 +380,8 @@ class VmOwner:
                 reason = exc.reason if isinstance(exc, errors.AgentError) else "timed out"
                 log.warning("%s %s failed: %s", op.plan.kind, action, reason)
                 return op.on_action_failed(action, self._clock.time(), reason)
+            took = time.monotonic() - began
+            log.log(logging.INFO if took > 0.5 else logging.DEBUG, "%s took %.3f s", action, took)
             if action is power.Do.RESET:
                 # libvirt emits no REBOOT event for virDomainReset: the reset is the reboot.
                 return op.on_event(power.Event.REBOOTED, self._clock.time())

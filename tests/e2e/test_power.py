@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 
 import pytest
 
@@ -174,6 +175,19 @@ async def test_kill9_during_forced_shutdown_destroys_at_the_original_deadline(
         await asyncio.sleep(0.02)
     t_off = time.time()
     assert not dom.isActive()
-    assert abs(t_off - deadline) <= 1.0, f"destroyed {t_off - deadline:+.3f} s from the deadline"
+    # hvagent's log stamps the moment the force stage began, i.e. the destroy was issued;
+    # libvirt then needs a while (SIGTERM, QEMU exit, cleanup: ~2 s on a loaded TCG host).
+    t_issued = log_time(agent.log.read_text(), vm_id, "acpi stage timed out")
+    assert abs(t_issued - deadline) <= 1.0, f"destroy issued {t_issued - deadline:+.3f} s off"
+    assert t_issued <= t_off <= t_issued + 10
     down = await second.wait_status(vm_id, "Down", 30)
     assert down["exitReason"] == 6
+
+
+def log_time(log: str, vm_id: str, text: str) -> float:
+    """Epoch time of the first hvagent log line about `vm_id` containing `text`."""
+    for line in log.splitlines():
+        if vm_id in line and text in line:
+            stamp = line[:23]  # "2026-11-21 02:05:36,726", local time
+            return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    raise AssertionError(f"no log line with {text!r} for {vm_id}")
