@@ -165,7 +165,14 @@ class PowerOperation:
 
     def resume(self, now: float) -> Step:
         """After a restart (from_metadata): publish the status, act on what is due."""
-        step = self.on_deadline(now) if now >= (self.deadline or now) else self._wait_step()
+        if self.stage is Stage.FORCE and now < self.stage_deadline:
+            # hvagent may have died between persisting the force stage and acting: act again
+            # (destroy and reset of a domain already handled are harmless).
+            step = replace(self._wait_step(), actions=(self._force_action(),))
+        elif now >= (self.deadline or now):
+            step = self.on_deadline(now)
+        else:
+            step = self._wait_step()
         return replace(step, status=step.status or self._running_status())
 
     def update(self, plan: Plan) -> Step:

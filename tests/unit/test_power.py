@@ -210,3 +210,10 @@ def test_resume_after_the_deadline_acts_at_once():
     op.start(at(0))
     again = PowerOperation.from_metadata(op.to_metadata())
     assert again.resume(at(25000)).actions == (Do.DESTROY,)
+
+
+def test_resume_in_the_force_stage_acts_again():
+    op = PowerOperation(plan(agent=False, acpi=False, force=True))
+    op.start(at(0))
+    again = PowerOperation.from_metadata(op.to_metadata())
+    assert again.resume(at(100)).actions == (Do.DESTROY,)
