@@ -183,6 +183,11 @@ class VmOwner:
         self._inbox.put_nowait(event)
 
     @property
+    def power_operation(self) -> str | None:
+        """'shutdown'/'reboot' while a power operation runs (or awaits resuming), else None."""
+        return str(self._op.plan.kind) if self._op is not None and self._op.running else None
+
+    @property
     def gone(self) -> bool:
         return self._gone
 

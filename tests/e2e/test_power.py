@@ -105,7 +105,6 @@ async def test_without_force_it_gives_up_and_stays_up(rpc, agent, guest):
         assert up["powerOperation"]["outcome"] == "gave-up"
         stats = (await rpc.call("VM.getStats", vmID=vm_id))[0]
         assert stats["status"] == "Up"
-        assert "gave-up" not in agent.log.read_text() or True
         assert "no stage left" in agent.log.read_text()
     finally:
         await events.close()
