@@ -124,6 +124,7 @@ class VmOwner:
         self._op: power.PowerOperation | None = None
         self._op_info: dict[str, Any] | None = None  # carried in status events
         self._get: asyncio.Task[Any] | None = None
+        self._pre_op_status = status if status is not VmStatus.DOWN else VmStatus.UP
         self.status = status
         self.status_time = status_time()
         self.exit_info = exit_info
@@ -300,6 +301,7 @@ class VmOwner:
             plan.message,
         )
         self._op = power.PowerOperation(plan)
+        self._pre_op_status = self.status
         if cmd.kind is power.Kind.SHUTDOWN:
             self._stop_reason = ExitReason.ADMIN_SHUTDOWN
         cmd.done.set_result(None)  # accepted: the verb answers true now
@@ -345,12 +347,10 @@ class VmOwner:
             }
             if step.outcome is not None:
                 self._op_info["outcome"] = str(step.outcome)
-                if (
-                    op.plan.kind is power.Kind.SHUTDOWN
-                    and step.outcome is not (power.Outcome.COMPLETED)
-                    and step.outcome is not power.Outcome.FORCED
-                ):
-                    self._stop_reason = None
+                if step.outcome in (power.Outcome.GAVE_UP, power.Outcome.FAILED):
+                    self._stop_reason = None  # a later stop is the guest's own doing
+                    # back to what it was before the operation (Up, or Paused with force)
+                    step = replace(step, status=self._pre_op_status)
             if step.status is not None and step.status is not VmStatus.DOWN:
                 if step.status is not self.status or step.outcome is not None:
                     self._set_status(step.status)

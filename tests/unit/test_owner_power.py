@@ -245,3 +245,18 @@ async def test_guest_shutting_itself_down_is_exit_7():
     await settle()
     assert rig.owner.exit_info.reason == 7
     await rig.kill()
+
+
+async def test_paused_vm_whose_destroy_fails_stays_paused():
+    rig = Rig(FakeGuest(), status=VmStatus.PAUSED, acpi=False)
+
+    async def refuse(vm_id, *, graceful_attempts):
+        raise errors.DestroyFailed("refused", vmId=str(vm_id))
+
+    rig.port.destroy = refuse
+    await rig.shutdown(force=True)
+    assert rig.owner.status is VmStatus.PAUSED
+    seen = rig.statuses()
+    assert [s for s, _ in seen] == ["Powering down", "Paused"]
+    assert seen[-1][1]["powerOperation"]["outcome"] == "failed"
+    await rig.kill()
