@@ -74,11 +74,30 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class PowerConfig:
+    # VM.shutdown defaults when the caller omits timeout/delay (VDSM's values).
+    shutdown_timeout_s: float = 120.0
+    shutdown_delay_s: float = 30.0
+    # The ACPI power button is re-sent this often during the ACPI stage.
+    acpi_retry_s: float = 10.0
+    # A guest-agent shutdown/reboot request that takes longer counts as failed.
+    agent_command_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("shutdown_timeout_s", "shutdown_delay_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.acpi_retry_s <= 0 or self.agent_command_timeout_s <= 0:
+            raise ValueError("acpi_retry_s and agent_command_timeout_s must be positive")
+
+
+@dataclass(frozen=True)
 class Config:
     rpc: RpcConfig = field(default_factory=RpcConfig)
     libvirt: LibvirtConfig = field(default_factory=LibvirtConfig)
     virt: VirtConfig = field(default_factory=VirtConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    power: PowerConfig = field(default_factory=PowerConfig)
 
     @classmethod
     def defaults(cls) -> Config:

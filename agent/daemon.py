@@ -105,7 +105,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
 
     port = await LibvirtHypervisor.open(cfg.libvirt.uri, threads=cfg.libvirt.call_threads)
     bus = StatusBus()
-    registry = VmRegistry(port, bus)
+    registry = VmRegistry(port, bus, power_config=cfg.power)
     services = Services(registry, HostService(port, registry), bus, port, cfg.virt)
     # No access log: the per-verb line in api/rpc.py says more, once.
     runner = web.AppRunner(

@@ -23,6 +23,9 @@ VERBS: dict[str, tuple[Verb, bool]] = {
     "VM.destroy": (vm.destroy, True),
     "VM.getStats": (vm.get_stats, True),
     "VM.getInfo": (vm.get_info, True),
+    "VM.shutdown": (vm.shutdown, True),
+    "VM.reset": (vm.reset, True),
+    "VM.setDestroyOnReboot": (vm.set_destroy_on_reboot, True),
 }
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
-from agent import errors, spec
+from agent import errors, power, spec
 from agent.api.context import Services
 from agent.params import parse_uuid
+from agent.runtime.owner import PowerCommand
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
@@ -35,3 +38,64 @@ async def get_stats(services: Services, vmID: Any) -> list[dict[str, Any]]:
 
 async def get_info(services: Services, vmID: Any) -> dict[str, Any]:
     return services.registry.get(parse_uuid(vmID, "vmID")).info()
+
+
+def _seconds(value: Any, name: str) -> float | None:
+    """None when omitted; an explicit 0 means 0 (VDSM treats 0 as 'use the default')."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise errors.InvalidParams(f"{name} must be a number of seconds", param=name) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise errors.InvalidParams(f"{name} must be a number of seconds", param=name)
+    if not math.isfinite(value) or not 0 <= value <= 86400:
+        raise errors.InvalidParams(f"{name} must be from 0 to 86400 seconds", param=name)
+    return float(value)
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise errors.InvalidParams(f"{name} must be a boolean", param=name)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+async def shutdown(
+    services: Services,
+    vmID: Any,
+    delay: Any = None,
+    message: Any = None,
+    reboot: Any = False,
+    timeout: Any = None,  # noqa: ASYNC109 (VDSM parameter name)
+    force: Any = False,
+) -> bool:
+    vm_id = parse_uuid(vmID, "vmID")
+    if message is not None and not isinstance(message, str):
+        raise errors.InvalidParams("message must be a string", param="message")
+    cmd = PowerCommand(
+        "ladder",
+        kind=power.Kind.REBOOT if _flag(reboot, "reboot") else power.Kind.SHUTDOWN,
+        delay_s=_seconds(delay, "delay"),
+        timeout_s=_seconds(timeout, "timeout"),
+        force=_flag(force, "force"),
+        message=_CONTROL.sub(" ", message or "")[:1000],
+    )
+    await services.registry.get(vm_id).power(cmd)
+    return True
+
+
+async def reset(services: Services, vmID: Any) -> bool:
+    await services.registry.get(parse_uuid(vmID, "vmID")).power(PowerCommand("reset"))
+    return True
+
+
+async def set_destroy_on_reboot(services: Services, vmID: Any) -> bool:
+    await services.registry.get(parse_uuid(vmID, "vmID")).power(PowerCommand("destroy-on-reboot"))
+    return True

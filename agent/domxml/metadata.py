@@ -17,7 +17,9 @@ from agent.status import ExitCode, ExitInfo, ExitReason
 NS = "https://hvagent.org/xmlns/vm/1.0"
 PREFIX = "hvagent"
 
-_M = ElementMaker(namespace=NS, nsmap={PREFIX: NS})
+# Default namespace, no prefix: virDomainSetMetadata declares PREFIX itself and fails
+# ("failed to create a new XML namespace") when the element already declares it.
+_M = ElementMaker(namespace=NS, nsmap={None: NS})
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class VmMetadata:
     launch_paused: bool = False
     destroy_on_reboot: bool = False
     custom: dict[str, str] = field(default_factory=dict)
+    # A running power operation (agent/power.py to_metadata): plan, stage, UTC deadlines.
+    operation: dict[str, str] | None = None
 
 
 def build(meta: VmMetadata) -> etree._Element:
@@ -42,6 +46,8 @@ def build(meta: VmMetadata) -> etree._Element:
         )
     if meta.custom:
         root.append(_M.custom(*(_M.property(v, name=k) for k, v in sorted(meta.custom.items()))))
+    if meta.operation is not None:
+        root.append(_M.operation(*(_M.field(v, name=k) for k, v in sorted(meta.operation.items()))))
     return root
 
 
@@ -63,8 +69,13 @@ def read(root: etree._Element) -> VmMetadata:
     custom = {}
     if custom_el is not None:
         custom = {p.get("name", ""): p.text or "" for p in custom_el.iterfind(_q("property"))}
+    op_el = root.find(_q("operation"))
+    operation = None
+    if op_el is not None:
+        operation = {f.get("name", ""): f.text or "" for f in op_el.iterfind(_q("field"))}
     return VmMetadata(
         exit=exit_info,
+        operation=operation,
         launch_paused=root.findtext(_q("launchPaused")) == "true",
         destroy_on_reboot=root.findtext(_q("destroyOnReboot")) == "true",
         custom=custom,

@@ -19,14 +19,23 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent import errors
+from agent import errors, power
+from agent.clock import Clock, RealClock
+from agent.config import PowerConfig
 from agent.domxml import metadata, to_string
 from agent.domxml.live import DomainFacts
 from agent.domxml.metadata import VmMetadata
 from agent.logs import vm_id_var
 from agent.runtime.bus import StatusBus
 from agent.status import ExitInfo, ExitReason, VmStatus
-from agent.virt.port import DomainEvent, DomainState, EventKind, Hypervisor, StopCause
+from agent.virt.port import (
+    DomainEvent,
+    DomainState,
+    EventKind,
+    Hypervisor,
+    PowerMethod,
+    StopCause,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +73,29 @@ class _Launch:
 
 
 @dataclass
+class PowerCommand:
+    """VM.shutdown (kind shutdown/reboot) or VM.reset / VM.setDestroyOnReboot."""
+
+    what: str  # "ladder", "reset", "destroy-on-reboot"
+    kind: power.Kind = power.Kind.SHUTDOWN
+    delay_s: float | None = None
+    timeout_s: float | None = None
+    force: bool = False
+    message: str = ""
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+@dataclass
 class _Destroy:
     graceful_attempts: int
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+
+_Item = _Launch | _Destroy | PowerCommand | DomainEvent
 
 
 class VmOwner:
@@ -82,6 +109,8 @@ class VmOwner:
         status: VmStatus,
         *,
         exit_info: ExitInfo | None = None,
+        power_config: PowerConfig | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.vm_id = facts.vm_id
         self.facts = facts
@@ -89,7 +118,13 @@ class VmOwner:
         self._meta = facts.metadata or VmMetadata()
         self._port = port
         self._bus = bus
-        self._inbox: asyncio.Queue[_Launch | _Destroy | DomainEvent] = asyncio.Queue()
+        self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
+        self._power_cfg = power_config or PowerConfig()
+        self._clock: Clock = clock or RealClock(asyncio.sleep)
+        self._op: power.PowerOperation | None = None
+        self._op_info: dict[str, Any] | None = None  # carried in status events
+        self._get: asyncio.Task[Any] | None = None
+        self._pre_op_status = status if status is not VmStatus.DOWN else VmStatus.UP
         self.status = status
         self.status_time = status_time()
         self.exit_info = exit_info
@@ -106,14 +141,29 @@ class VmOwner:
         facts: DomainFacts,
         state: DomainState,
         cause: StopCause | None,
+        *,
+        power_config: PowerConfig | None = None,
+        clock: Clock | None = None,
     ) -> VmOwner:
-        """An owner for a domain found in libvirt (recovery or a domain defined outside)."""
+        """An owner for a domain found in libvirt (recovery or a domain defined outside).
+
+        A power operation recorded in the metadata of a running domain is resumed by `run`
+        with the time that remains until its persisted deadlines.
+        """
+        kw: dict[str, Any] = {"power_config": power_config, "clock": clock}
         if state is DomainState.SHUTOFF:
             recorded = facts.metadata.exit if facts.metadata else None
             exit_info = recorded or exit_for_stop(cause, None)
-            return cls(port, bus, facts, VmStatus.DOWN, exit_info=exit_info)
+            return cls(port, bus, facts, VmStatus.DOWN, exit_info=exit_info, **kw)
         status = VmStatus.PAUSED if state is DomainState.PAUSED else VmStatus.UP
-        return cls(port, bus, facts, status)
+        owner = cls(port, bus, facts, status, **kw)
+        recorded_op = facts.metadata.operation if facts.metadata else None
+        if recorded_op is not None:
+            try:
+                owner._op = power.PowerOperation.from_metadata(recorded_op)
+            except (KeyError, ValueError) as exc:
+                log.warning("VM %s: unreadable power operation in metadata: %s", owner.vm_id, exc)
+        return owner
 
     # -- called by the registry / verbs (event-loop thread) -------------------------------
 
@@ -125,8 +175,18 @@ class VmOwner:
         self._inbox.put_nowait(cmd)
         await cmd.done
 
+    async def power(self, cmd: PowerCommand) -> None:
+        """Queue a power command; returns once the owner accepted (or refused) it."""
+        self._inbox.put_nowait(cmd)
+        await cmd.done
+
     def post_event(self, event: DomainEvent) -> None:
         self._inbox.put_nowait(event)
+
+    @property
+    def power_operation(self) -> str | None:
+        """'shutdown'/'reboot' while a power operation runs (or awaits resuming), else None."""
+        return str(self._op.plan.kind) if self._op is not None and self._op.running else None
 
     @property
     def gone(self) -> bool:
@@ -136,12 +196,25 @@ class VmOwner:
 
     async def run(self) -> None:
         vm_id_var.set(str(self.vm_id))
+        if self._op is not None:
+            await self._resume_op()
         while not self._gone:
-            item = await self._inbox.get()
-            if isinstance(item, DomainEvent):
+            item = await self._next_item()
+            if item is None:  # the power operation's deadline
+                assert self._op is not None
+                await self._op_step(self._op.on_deadline(self._clock.time()))
+            elif isinstance(item, DomainEvent):
                 await self._on_event(item)
             elif isinstance(item, _Launch):
                 await self._launch(item)
+            elif isinstance(item, PowerCommand):
+                try:
+                    await self._power(item)
+                except errors.AgentError as exc:
+                    item.done.set_exception(exc)
+                else:
+                    if not item.done.done():
+                        item.done.set_result(None)
             else:
                 try:
                     await self._destroy(item.graceful_attempts)
@@ -150,10 +223,181 @@ class VmOwner:
                 else:
                     item.done.set_result(None)
         # Anything still queued refers to a VM that no longer exists.
+        if self._get is not None:
+            self._get.cancel()
         while not self._inbox.empty():
             item = self._inbox.get_nowait()
             if isinstance(item, _Destroy):
                 item.done.set_result(None)
+            elif isinstance(item, PowerCommand):
+                item.done.set_exception(errors.NoSuchVM(vmId=str(self.vm_id)))
+
+    async def _next_item(self) -> _Item | None:
+        """The next inbox item, or None when the power operation's deadline comes first."""
+        if self._get is None:
+            self._get = asyncio.ensure_future(self._inbox.get())
+        deadline = self._op.deadline if self._op is not None else None
+        if deadline is not None and not self._get.done():
+            sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline))
+            try:
+                await asyncio.wait({self._get, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+            if not self._get.done():
+                return None
+        item = await self._get
+        self._get = None
+        return item
+
+    # -- power -----------------------------------------------------------------------------
+
+    async def _power(self, cmd: PowerCommand) -> None:
+        if self.external:
+            raise errors.Unsupported(
+                "the VM is not managed by hvagent (foreign domain)", vmId=str(self.vm_id)
+            )
+        if self.status in (VmStatus.DOWN, VmStatus.WAIT_FOR_LAUNCH):
+            raise errors.WrongState(f"the VM is {self.status}", vmId=str(self.vm_id))
+        if cmd.what == "destroy-on-reboot":
+            self._meta = replace(self._meta, destroy_on_reboot=True)
+            await self._port.set_metadata(self.vm_id, to_string(metadata.build(self._meta)))
+            log.info("destroy on reboot set")
+            return
+        if cmd.what == "reset":
+            await self._port.reset(self.vm_id)  # errors.ResetFailed on refusal
+            log.info("VM reset")
+            return
+        if self.status is VmStatus.PAUSED and not cmd.force:
+            raise errors.WrongState(
+                "the VM is paused: a paused guest cannot shut down; use force=true",
+                vmId=str(self.vm_id),
+            )
+        cfg = self._power_cfg
+        plan = power.Plan(
+            kind=cmd.kind,
+            delay_s=cfg.shutdown_delay_s if cmd.delay_s is None else cmd.delay_s,
+            timeout_s=cfg.shutdown_timeout_s if cmd.timeout_s is None else cmd.timeout_s,
+            force=cmd.force,
+            message=cmd.message,
+            acpi_retry_s=cfg.acpi_retry_s,
+            agent=self.agent_connected,
+            acpi=self.facts.acpi,
+        )
+        if self._op is not None and self._op.running:
+            if self._op.plan.kind is not cmd.kind:
+                raise errors.WrongState(
+                    f"a {self._op.plan.kind} is in progress", vmId=str(self.vm_id)
+                )
+            log.info("%s in progress: plan updated (force=%s)", cmd.kind, cmd.force)
+            cmd.done.set_result(None)
+            await self._op_step(self._op.update(plan))
+            return
+        log.info(
+            "%s requested (delay %s s, timeout %s s, force %s): %s",
+            cmd.kind,
+            plan.delay_s,
+            plan.timeout_s,
+            plan.force,
+            plan.message,
+        )
+        self._op = power.PowerOperation(plan)
+        self._pre_op_status = self.status
+        if cmd.kind is power.Kind.SHUTDOWN:
+            self._stop_reason = ExitReason.ADMIN_SHUTDOWN
+        cmd.done.set_result(None)  # accepted: the verb answers true now
+        await self._op_step(self._op.start(self._clock.time()))
+
+    async def _resume_op(self) -> None:
+        assert self._op is not None
+        if self._op.plan.kind is power.Kind.SHUTDOWN:
+            self._stop_reason = ExitReason.ADMIN_SHUTDOWN
+        log.info(
+            "resuming %s: %s stage, deadline %s",
+            self._op.plan.kind,
+            self._op.stage,
+            self._op.to_metadata().get("stageDeadline"),
+        )
+        await self._op_step(self._op.resume(self._clock.time()))
+
+    async def _op_step(self, step: power.Step) -> None:
+        """Persist, publish, then execute one Step of the power operation (and its follow-ups)."""
+        op = self._op
+        if op is None:
+            return
+        while True:
+            if step.reason:
+                level = logging.WARNING if step.escalated else logging.INFO
+                if step.outcome in (power.Outcome.GAVE_UP, power.Outcome.FAILED):
+                    level = logging.WARNING
+                log.log(level, "%s: %s; message %r", op.plan.kind, step.reason, op.plan.message)
+            if step.persist and not self.external:
+                self._meta = replace(
+                    self._meta, operation=None if step.outcome else op.to_metadata()
+                )
+                try:
+                    await self._port.set_metadata(self.vm_id, to_string(metadata.build(self._meta)))
+                except errors.AgentError as exc:
+                    log.warning("could not persist the power operation: %s", exc.reason)
+            self._op_info = {
+                "kind": str(op.plan.kind),
+                "stage": str(op.stage),
+                "force": op.plan.force,
+                "message": op.plan.message,
+                "reason": step.reason,
+            }
+            if step.outcome is not None:
+                self._op_info["outcome"] = str(step.outcome)
+                if step.outcome in (power.Outcome.GAVE_UP, power.Outcome.FAILED):
+                    self._stop_reason = None  # a later stop is the guest's own doing
+                    # back to what it was before the operation (Up, or Paused with force)
+                    step = replace(step, status=self._pre_op_status)
+            if step.status is not None and step.status is not VmStatus.DOWN:
+                if step.status is not self.status or step.outcome is not None:
+                    self._set_status(step.status)
+            elif step.outcome is power.Outcome.GAVE_UP and step.status is None:
+                self._bus.publish_status(self.vm_id, self.stats())
+            nxt = await self._execute(step.actions)
+            if nxt is None:
+                return
+            step = nxt
+
+    async def _execute(self, actions: tuple[power.Do, ...]) -> power.Step | None:
+        """Run actions through the port; a failure feeds the machine and returns its step."""
+        op = self._op
+        assert op is not None
+        reboot = op.plan.kind is power.Kind.REBOOT
+        for action in actions:
+            began = time.monotonic()
+            try:
+                match action:
+                    case power.Do.AGENT:
+                        fn = self._port.reboot if reboot else self._port.shutdown
+                        async with asyncio.timeout(self._power_cfg.agent_command_timeout_s):
+                            await fn(self.vm_id, PowerMethod.AGENT)
+                    case power.Do.ACPI:
+                        fn = self._port.reboot if reboot else self._port.shutdown
+                        await fn(self.vm_id, PowerMethod.ACPI)
+                    case power.Do.DESTROY:
+                        await self._port.destroy(self.vm_id, graceful_attempts=0)
+                    case power.Do.RESET:
+                        await self._port.reset(self.vm_id)
+            except (errors.AgentError, TimeoutError) as exc:
+                reason = exc.reason if isinstance(exc, errors.AgentError) else "timed out"
+                log.warning("%s %s failed: %s", op.plan.kind, action, reason)
+                return op.on_action_failed(action, self._clock.time(), reason)
+            took = time.monotonic() - began
+            log.log(logging.INFO if took > 0.5 else logging.DEBUG, "%s took %.3f s", action, took)
+            if action is power.Do.RESET:
+                # libvirt emits no REBOOT event for virDomainReset: the reset is the reboot.
+                return op.on_event(power.Event.REBOOTED, self._clock.time())
+        return None
+
+    def _cancel_op(self, why: str) -> None:
+        if self._op is not None and self._op.running:
+            log.info("%s cancelled: %s", self._op.plan.kind, why)
+            self._op.outcome = power.Outcome.STOPPED
+            self._meta = replace(self._meta, operation=None)
+        self._op = None
 
     async def _launch(self, cmd: _Launch) -> None:
         try:
@@ -173,6 +417,7 @@ class VmOwner:
                 "the VM is not managed by hvagent (foreign domain); it is left untouched",
                 vmId=str(self.vm_id),
             )
+        self._cancel_op("VM.destroy")
         if self.status is not VmStatus.DOWN:
             self._stop_reason = ExitReason.ADMIN_SHUTDOWN
             await self._port.destroy(self.vm_id, graceful_attempts=graceful_attempts)
@@ -182,6 +427,23 @@ class VmOwner:
         self._gone = True
 
     async def _on_event(self, event: DomainEvent) -> None:
+        if event.kind is EventKind.REBOOT and self._meta.destroy_on_reboot and not self.external:
+            log.info("the guest rebooted and destroy-on-reboot is set: destroying")
+            self._cancel_op("destroy on reboot")
+            self._stop_reason = ExitReason.DESTROYED_ON_REBOOT
+            try:
+                await self._port.destroy(self.vm_id, graceful_attempts=0)
+            except errors.AgentError as exc:
+                log.warning("destroy on reboot failed: %s", exc.reason)
+            return
+        if self._op is not None and self._op.running:
+            mapped = {
+                EventKind.STOPPED: power.Event.STOPPED,
+                EventKind.STARTED: power.Event.STARTED,
+                EventKind.REBOOT: power.Event.REBOOTED,
+            }.get(event.kind)
+            if mapped is not None:
+                await self._op_step(self._op.on_event(mapped, self._clock.time()))
         match event.kind:
             case EventKind.STOPPED if self.status is not VmStatus.DOWN:
                 await self._went_down(exit_for_stop(event.stop_cause, self._stop_reason))
@@ -208,8 +470,10 @@ class VmOwner:
                 )
 
     async def _went_down(self, exit_info: ExitInfo) -> None:
+        if self._op is not None and self._op.running:
+            self._cancel_op("the domain stopped")
         if not self.external:
-            self._meta = replace(self._meta, exit=exit_info)
+            self._meta = replace(self._meta, exit=exit_info, operation=None)
             try:
                 await self._port.set_metadata(self.vm_id, to_string(metadata.build(self._meta)))
             except errors.AgentError as exc:
@@ -243,6 +507,8 @@ class VmOwner:
         out = self.short()
         if self.external:
             out["external"] = True
+        if self._op_info is not None:
+            out["powerOperation"] = dict(self._op_info)
         if self.status is VmStatus.DOWN:
             if self.exit_info is not None:
                 out.update(self.exit_info.to_wire())

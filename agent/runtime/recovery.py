@@ -1,8 +1,9 @@
 """Startup recovery: adopt every libvirt domain, hvagent's and foreign ones.
 
 Domains with hvagent's metadata get their status from libvirt's state and their exit info
-from metadata; foreign domains are reported (external) and never touched. VM verbs answer
-`Recovering` (99) until this finishes; Host verbs answer throughout.
+from metadata; foreign domains are reported (external) and never touched. A power operation
+recorded in a running domain's metadata is resumed by its owner with the time that remains.
+VM verbs answer `Recovering` (99) until this finishes; Host verbs answer throughout.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ async def recover(port: Hypervisor, registry: VmRegistry) -> float:
         owner = registry.adopt(record)
         owned += not owner.external
         log.info(
-            "recovered VM %s: %s%s",
+            "recovered VM %s: %s%s%s",
             owner.vm_id,
             owner.status,
             " (foreign, left untouched)" if owner.external else "",
+            f", resuming its {owner.power_operation}" if owner.power_operation else "",
         )
     registry.recovered.set()
     duration = time.monotonic() - start

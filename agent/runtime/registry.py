@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent import errors
+from agent.clock import Clock
+from agent.config import PowerConfig
 from agent.domxml import build_domain, live, to_string
 from agent.domxml.metadata import VmMetadata
 from agent.runtime.bus import StatusBus
@@ -28,9 +30,17 @@ log = logging.getLogger(__name__)
 
 
 class VmRegistry:
-    def __init__(self, port: Hypervisor, bus: StatusBus) -> None:
+    def __init__(
+        self,
+        port: Hypervisor,
+        bus: StatusBus,
+        *,
+        power_config: PowerConfig | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self._port = port
         self._bus = bus
+        self._owner_kw: dict[str, Any] = {"power_config": power_config, "clock": clock}
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._started = asyncio.Event()
@@ -50,7 +60,12 @@ class VmRegistry:
 
     def adopt(self, record: DomainRecord) -> VmOwner:
         owner = VmOwner.adopt(
-            self._port, self._bus, live.facts(record.xml), record.state, record.stop_cause
+            self._port,
+            self._bus,
+            live.facts(record.xml),
+            record.state,
+            record.stop_cause,
+            **self._owner_kw,
         )
         self._start(owner)
         return owner
@@ -97,7 +112,7 @@ class VmRegistry:
         facts = live.DomainFacts(
             spec.vm_id, spec.name, spec.domain_type, spec.acpi, spec.vcpus, spec.memory_mib, meta
         )
-        owner = VmOwner(self._port, self._bus, facts, VmStatus.WAIT_FOR_LAUNCH)
+        owner = VmOwner(self._port, self._bus, facts, VmStatus.WAIT_FOR_LAUNCH, **self._owner_kw)
         self._start(owner)
         owner.launch(xml, paused=spec.launch_paused)
         log.info("VM %s (%s) accepted, launching", spec.vm_id, spec.name)

@@ -33,6 +33,7 @@ from agent.virt.port import (
     DomainRecord,
     EventKind,
     HostFacts,
+    PowerMethod,
 )
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,35 @@ class LibvirtHypervisor:
         except libvirt.libvirtError as exc:
             if not is_not_running(exc):
                 raise translate(exc, errors.DestroyFailed, vmId=str(vm_id)) from exc
+
+    async def shutdown(self, vm_id: uuid.UUID, method: PowerMethod) -> None:
+        dom = await self._lookup(vm_id)
+        flags = {
+            PowerMethod.AGENT: libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT,
+            PowerMethod.ACPI: libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN,
+        }[method]
+        try:
+            await self._call("shutdown", dom.shutdownFlags, flags)
+        except libvirt.libvirtError as exc:
+            raise translate(exc, vmId=str(vm_id)) from exc
+
+    async def reboot(self, vm_id: uuid.UUID, method: PowerMethod) -> None:
+        dom = await self._lookup(vm_id)
+        flags = {
+            PowerMethod.AGENT: libvirt.VIR_DOMAIN_REBOOT_GUEST_AGENT,
+            PowerMethod.ACPI: libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN,
+        }[method]
+        try:
+            await self._call("reboot", dom.reboot, flags)
+        except libvirt.libvirtError as exc:
+            raise translate(exc, vmId=str(vm_id)) from exc
+
+    async def reset(self, vm_id: uuid.UUID) -> None:
+        dom = await self._lookup(vm_id)
+        try:
+            await self._call("reset", dom.reset, 0)
+        except libvirt.libvirtError as exc:
+            raise translate(exc, errors.ResetFailed, vmId=str(vm_id)) from exc
 
     async def undefine(self, vm_id: uuid.UUID) -> None:
         try:

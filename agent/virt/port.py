@@ -49,6 +49,13 @@ class EventKind(StrEnum):
     OTHER = "other"
 
 
+class PowerMethod(StrEnum):
+    """How to ask a guest to shut down or reboot."""
+
+    AGENT = "agent"  # the QEMU guest agent
+    ACPI = "acpi"  # ACPI power button / ACPI reboot
+
+
 @dataclass(frozen=True)
 class DomainEvent:
     vm_id: uuid.UUID
@@ -97,6 +104,15 @@ class Hypervisor(Protocol):
         """Stop now; a domain that is not running is not an error."""
 
     async def undefine(self, vm_id: uuid.UUID) -> None: ...
+
+    async def shutdown(self, vm_id: uuid.UUID, method: PowerMethod) -> None:
+        """Ask the guest to power off (returns once asked, not when it is off)."""
+
+    async def reboot(self, vm_id: uuid.UUID, method: PowerMethod) -> None:
+        """Ask the guest to reboot (libvirt emits REBOOT when it does)."""
+
+    async def reset(self, vm_id: uuid.UUID) -> None:
+        """Hard reset, like the reset button; raises errors.ResetFailed on refusal."""
 
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         """Replace hvagent's metadata element, live and persistent as applicable."""

@@ -91,13 +91,17 @@ _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), m
     launch_paused=st.booleans(),
     destroy_on_reboot=st.booleans(),
     custom=st.dictionaries(_text, _text, max_size=4),
+    operation=st.none() | st.dictionaries(_text, _text, max_size=12),
 )
-def test_metadata_round_trips(exit_reason, message, launch_paused, destroy_on_reboot, custom):
+def test_metadata_round_trips(
+    exit_reason, message, launch_paused, destroy_on_reboot, custom, operation
+):
     meta = VmMetadata(
         exit=ExitInfo.of(exit_reason, message or None) if exit_reason is not None else None,
         launch_paused=launch_paused,
         destroy_on_reboot=destroy_on_reboot,
         custom=custom,
+        operation=operation,
     )
     text = domxml.to_string(metadata.build(meta))
     assert metadata.read(domxml.parse(text)) == meta

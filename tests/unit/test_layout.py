@@ -16,6 +16,8 @@ PURE = [
     "agent/errors.py",
     "agent/hostinfo.py",
     "agent/config.py",
+    "agent/power.py",
+    "agent/clock.py",
     *map(str, Path(ROOT).glob("agent/domxml/**/*.py")),
 ]
 FORBIDDEN = {"asyncio", "libvirt", "libvirtaio", "aiohttp", "jsonrpcserver"}

@@ -1,0 +1,158 @@
+"""Test doubles: FakeClock (time moves only when told) and FakeHypervisor (virt.port.Hypervisor).
+
+FakeHypervisor models guests by behaviour: which power methods a guest obeys, whether the
+guest agent hangs. Domain events it causes go to `sink` (the owner's post_event), as libvirt's
+would. Every call is recorded with the clock time and the metadata at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from agent import errors
+from agent.domxml import metadata, parse
+from agent.domxml.metadata import VmMetadata
+from agent.virt.port import DomainEvent, DomainRecord, EventKind, HostFacts, PowerMethod, StopCause
+
+
+class FakeClock:
+    def __init__(self, t: float = 1_800_000_000.0) -> None:
+        self.t = t
+        self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+
+    def time(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def utcnow(self) -> datetime:
+        return datetime.fromtimestamp(self.t, UTC)
+
+    async def sleep_until(self, deadline: float) -> None:
+        if self.t >= deadline:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((deadline, fut))
+        try:
+            await fut
+        finally:
+            self._waiters = [(d, f) for d, f in self._waiters if f is not fut]
+
+    async def advance_to(self, t: float) -> None:
+        """Move time to `t`, waking each sleeper at its own deadline, in order."""
+        while True:
+            await settle()
+            due = [d for d, f in self._waiters if d <= t and not f.done()]
+            if not due:
+                break
+            self.t = max(self.t, min(due))
+            for d, f in self._waiters:
+                if d <= self.t and not f.done():
+                    f.set_result(None)
+        self.t = max(self.t, t)
+        await settle()
+
+    async def advance(self, dt: float) -> None:
+        await self.advance_to(self.t + dt)
+
+
+async def settle(rounds: int = 30) -> None:
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+@dataclass
+class Call:
+    vm_id: uuid.UUID
+    t: float
+    name: str
+    arg: object
+    meta: VmMetadata
+
+
+@dataclass
+class FakeGuest:
+    obeys: set[PowerMethod] = field(default_factory=set)  # methods the guest acts on
+    agent_hangs: bool = False
+    reset_fails: bool = False
+    running: bool = True
+
+
+class FakeHypervisor:
+    def __init__(self, clock: FakeClock | Any) -> None:
+        self.clock = clock
+        self.guests: dict[uuid.UUID, FakeGuest] = {}
+        self.meta: dict[uuid.UUID, VmMetadata] = {}
+        self.calls: list[Call] = []
+        self.sink: Callable[[DomainEvent], None] = lambda e: None
+        self.alive = True
+
+    def _record(self, vm_id: uuid.UUID, name: str, arg: object = None) -> FakeGuest:
+        meta = self.meta.get(vm_id, VmMetadata())
+        self.calls.append(Call(vm_id, self.clock.time(), name, arg, meta))
+        guest = self.guests.get(vm_id)
+        if guest is None:
+            raise errors.NoSuchVM(vmId=str(vm_id))
+        return guest
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.calls if c.name != "set_metadata"]
+
+    async def shutdown(self, vm_id: uuid.UUID, method: PowerMethod) -> None:
+        guest = self._record(vm_id, f"shutdown:{method}")
+        if method is PowerMethod.AGENT and guest.agent_hangs:
+            await asyncio.Event().wait()
+        if guest.running and method in guest.obeys:
+            guest.running = False
+            self.sink(DomainEvent(vm_id, EventKind.STOPPED, StopCause.SHUTDOWN))
+
+    async def reboot(self, vm_id: uuid.UUID, method: PowerMethod) -> None:
+        guest = self._record(vm_id, f"reboot:{method}")
+        if method is PowerMethod.AGENT and guest.agent_hangs:
+            await asyncio.Event().wait()
+        if guest.running and method in guest.obeys:
+            self.sink(DomainEvent(vm_id, EventKind.REBOOT))
+
+    async def reset(self, vm_id: uuid.UUID) -> None:
+        guest = self._record(vm_id, "reset")
+        if guest.reset_fails:
+            raise errors.ResetFailed("reset refused", vmId=str(vm_id))
+
+    async def destroy(self, vm_id: uuid.UUID, *, graceful_attempts: int) -> None:
+        guest = self._record(vm_id, "destroy", graceful_attempts)
+        if guest.running:
+            guest.running = False
+            self.sink(DomainEvent(vm_id, EventKind.STOPPED, StopCause.DESTROYED))
+
+    async def undefine(self, vm_id: uuid.UUID) -> None:
+        self._record(vm_id, "undefine")
+        del self.guests[vm_id]
+
+    async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        self.meta[vm_id] = metadata.read(parse(element_xml))
+        self._record(vm_id, "set_metadata")
+
+    async def list_domains(self) -> list[DomainRecord]:
+        raise NotImplementedError
+
+    async def domain(self, vm_id: uuid.UUID) -> DomainRecord:
+        raise NotImplementedError
+
+    async def define_and_start(self, xml: str, *, paused: bool) -> None:
+        raise NotImplementedError
+
+    async def host_facts(self) -> HostFacts:
+        raise NotImplementedError
+
+    async def events(self) -> AsyncIterator[DomainEvent]:
+        await asyncio.Event().wait()
+        yield  # pragma: no cover
+
+    async def close(self) -> None:
+        self.alive = False
