@@ -15,7 +15,8 @@ PACKAGES=(
     qemu-system-x86 qemu-utils cpio busybox-static gcc python3-venv
 )
 QEMU_CONF=/etc/libvirt/qemu.conf
-MARKER="# hvagent test rig"
+MARKER="# hvagent test rig v2"
+SPICE_PKI=/etc/pki/libvirt-spice  # test CA + server cert for SPICE TLS
 READY_TIMEOUT=60  # seconds to wait for libvirtd to answer
 
 packages_only=false
@@ -49,6 +50,21 @@ getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
 getent passwd libvirt-qemu >/dev/null \
     || useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
 
+# --- SPICE TLS: a self-made test CA and server certificate (tests read the CA) -----------
+if [ ! -s "$SPICE_PKI/server-cert.pem" ]; then
+    mkdir -p "$SPICE_PKI"
+    (
+        cd "$SPICE_PKI"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=hvagent test CA" \
+            -keyout ca-key.pem -out ca-cert.pem 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=$(hostname)" \
+            -keyout server-key.pem -out server.csr 2>/dev/null
+        openssl x509 -req -in server.csr -CA ca-cert.pem -CAkey ca-key.pem -CAcreateserial \
+            -days 3650 -out server-cert.pem 2>/dev/null
+        rm -f server.csr
+    )
+fi
+
 # --- qemu.conf: QEMU runs as root, libvirt leaves file ownership and labels alone -------
 conf_state=unchanged
 if ! grep -qxF "$MARKER" "$QEMU_CONF" 2>/dev/null; then
@@ -62,10 +78,16 @@ user = "root"
 group = "root"
 dynamic_ownership = 0
 security_driver = "none"
+# SPICE TLS with the test CA above; hvagent's [consoles] spice_tls must say the same.
+spice_tls = 1
+spice_tls_x509_cert_dir = "$SPICE_PKI"
 EOF
     conf_state=written
-    if pgrep -x libvirtd >/dev/null; then
-        echo "host-setup: libvirtd is already running with the old $QEMU_CONF; restart it" >&2
+    if pgrep -x libvirtd >/dev/null && ! $packages_only; then
+        # libvirtd reads qemu.conf at start only.
+        echo "host-setup: restarting libvirtd for the new $QEMU_CONF" >&2
+        pkill -x libvirtd
+        timeout 60 bash -c 'while pgrep -x libvirtd >/dev/null; do sleep 0.2; done'
     fi
 fi
 
