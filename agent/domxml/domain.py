@@ -7,7 +7,19 @@ from lxml.builder import E
 
 from agent.domxml import metadata
 from agent.domxml.attrs import attrs
-from agent.domxml.devices import channel, disk, serial
+from agent.domxml.devices import (
+    channel,
+    controller,
+    disk,
+    input,
+    interface,
+    memballoon,
+    rng,
+    serial,
+    sound,
+    video,
+    watchdog,
+)
 from agent.spec import GUEST_AGENT_CHANNEL, VmSpec
 
 
@@ -43,6 +55,8 @@ def _os(spec: VmSpec) -> etree._Element:
             el.append(E.initrd(spec.initrd))
         if spec.kernel_args:
             el.append(E.cmdline(spec.kernel_args))
+    if spec.boot_menu:
+        el.append(E.bootmenu(enable="yes"))
     return el
 
 
@@ -53,9 +67,19 @@ def _features(spec: VmSpec) -> etree._Element | None:
 
 
 def _devices(spec: VmSpec) -> etree._Element:
+    # libvirt's own order: disk, controller, interface, serial, console, channel, input,
+    # sound, video, watchdog, memballoon, rng.
     devices = E.devices()
-    for d in spec.disks:
-        devices.append(disk.build(d))
+    devices.extend(disk.build(d) for d in spec.disks)
+    devices.extend(controller.build(c) for c in spec.controllers)
+    devices.extend(interface.build(n) for n in spec.interfaces)
     devices.extend(serial.build(spec.console_log))
     devices.append(channel.build_unix(GUEST_AGENT_CHANNEL))
+    if spec.tablet:
+        devices.append(input.build_tablet())
+    devices.extend(sound.build(s) for s in spec.sounds)
+    devices.extend(video.build(v) for v in spec.videos)
+    devices.extend(watchdog.build(w) for w in spec.watchdogs)
+    devices.append(memballoon.build(spec.balloon))
+    devices.extend(rng.build(r) for r in spec.rngs)
     return devices
