@@ -227,6 +227,11 @@ _ADDRESS_KEYS = (
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
+def _spec_params(dev: Fields) -> Fields:
+    raw = dev.raw("specParams")
+    return Fields({} if raw is None else raw, dev.name("specParams"))
+
+
 def _address(dev: Fields) -> AddressSpec | None:
     if not dev.has("address"):
         return None
@@ -251,7 +256,7 @@ def _interface(dev: Fields) -> InterfaceSpec:
     mac = dev.str_("macAddr")
     if mac is not None and not _MAC.match(mac):
         raise dev.bad("macAddr", f"not a MAC address: {mac!r}")
-    sp = Fields(dev.raw("specParams") or {}, dev.name("specParams"))
+    sp = _spec_params(dev)
     model = dev.choice("nicModel", tuple(_NIC_MODELS), "virtio")
     link = dev.choice("linkActive", ("true", "false"), None) if dev.has("linkActive") else None
     return InterfaceSpec(
@@ -269,7 +274,7 @@ def _interface(dev: Fields) -> InterfaceSpec:
 
 def _video(dev: Fields) -> VideoSpec:
     model = dev.choice("device", _VIDEO_MODELS, required=True)
-    sp = Fields(dev.raw("specParams") or {}, dev.name("specParams"))
+    sp = _spec_params(dev)
     return VideoSpec(
         model=model,
         vram=sp.int_("vram", minimum=1),
@@ -300,14 +305,14 @@ def _controller(dev: Fields) -> SimpleDeviceSpec:
 
 
 def _watchdog(dev: Fields) -> SimpleDeviceSpec:
-    sp = Fields(dev.raw("specParams") or {}, dev.name("specParams"))
+    sp = _spec_params(dev)
     model = sp.choice("model", _WATCHDOG_MODELS, "i6300esb")
     action = sp.choice("action", _WATCHDOG_ACTIONS, "none")
     return SimpleDeviceSpec("watchdog", model, (("action", action),), _address(dev))
 
 
 def _rng(dev: Fields) -> SimpleDeviceSpec:
-    sp = Fields(dev.raw("specParams") or {}, dev.name("specParams"))
+    sp = _spec_params(dev)
     source = sp.choice("source", tuple(_RNG_SOURCES), "urandom")
     extra = [("source", _RNG_SOURCES[source])]
     period = sp.int_("period", minimum=1)
@@ -326,7 +331,7 @@ def _sound(dev: Fields) -> SimpleDeviceSpec:
 
 def _balloon(dev: Fields) -> SimpleDeviceSpec:
     dev.choice("device", ("memballoon",), "memballoon")
-    sp = Fields(dev.raw("specParams") or {}, dev.name("specParams"))
+    sp = _spec_params(dev)
     model = sp.choice("model", ("virtio", "none"), "virtio")
     return SimpleDeviceSpec("memballoon", model, (), _address(dev))
 
