@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agent import errors
-from agent.domxml import build_domain, live, to_string
+from agent.domxml import build_domain, live, redact, to_string
 from agent.domxml.metadata import VmMetadata
 from agent.runtime.bus import StatusBus
 from agent.runtime.owner import VmOwner
@@ -113,6 +113,11 @@ class VmRegistry:
                     vmId=str(spec.vm_id),
                     param="vmName",
                 )
+
+    async def dump_xml(self, vm_id: uuid.UUID) -> str:
+        """Host.dumpxmls: the live XML of a VM hvagent knows, passwords blanked."""
+        self.get(vm_id)
+        return redact.blank_passwords(await self._port.domain_xml(vm_id))
 
     async def destroy(self, vm_id: uuid.UUID, graceful_attempts: int) -> None:
         await self.get(vm_id).destroy(graceful_attempts)

@@ -98,6 +98,9 @@ class Hypervisor(Protocol):
 
     async def undefine(self, vm_id: uuid.UUID) -> None: ...
 
+    async def domain_xml(self, vm_id: uuid.UUID) -> str:
+        """The domain's current XML (live when running), without secrets."""
+
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         """Replace hvagent's metadata element, live and persistent as applicable."""
 

@@ -28,3 +28,12 @@ def test_every_device_module_has_a_golden():
 def test_build_is_deterministic():
     for case in golden.cases():
         assert golden.build(case) == golden.build(case)
+
+
+def test_blank_passwords():
+    from agent.domxml import redact
+
+    xml = "<domain><devices><graphics type='vnc' passwd='s3cret'/></devices></domain>"
+    out = redact.blank_passwords(xml)
+    assert "s3cret" not in out and 'passwd=""' in out
+    assert redact.blank_passwords("<domain/>") == "<domain/>"
