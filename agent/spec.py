@@ -82,6 +82,17 @@ class SimpleDeviceSpec:
 
 
 @dataclass(frozen=True)
+class CpuSpec:
+    """<cpu>: mode (custom/host-passthrough/host-model), model + features, topology, NUMA."""
+
+    mode: str | None = None
+    model: str | None = None
+    features: tuple[tuple[str, str], ...] = ()  # (policy, name)
+    topology: tuple[int, int, int] | None = None  # sockets, cores, threads
+    numa_cells: tuple[tuple[int, str, int], ...] = ()  # (id, cpus, memory MiB)
+
+
+@dataclass(frozen=True)
 class VmSpec:
     vm_id: uuid.UUID
     name: str
@@ -102,6 +113,16 @@ class VmSpec:
     watchdogs: tuple[SimpleDeviceSpec, ...] = ()
     rngs: tuple[SimpleDeviceSpec, ...] = ()
     balloon: SimpleDeviceSpec | None = None
+    max_vcpus: int | None = None
+    max_memory_mib: int | None = None
+    max_memory_slots: int | None = None
+    memory_guaranteed_mib: int | None = None
+    cpu: CpuSpec | None = None
+    cpu_pinning: tuple[tuple[int, str], ...] = ()
+    numa_tune: tuple[str, str] | None = None  # mode, nodeset
+    hyperv: bool = False
+    boot_devices: tuple[str, ...] = ()
+    time_offset: int | None = None
     boot_menu: bool = False
     tablet: bool = False
     launch_paused: bool = False
@@ -120,11 +141,21 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
     name = f.str_("vmName", f"n{vm_id}")
     if "/" in name:
         raise f.bad("vmName", "must not contain '/'")
+    vcpus = f.int_("smp", 1, minimum=1, maximum=4096)
+    max_vcpus = f.int_("maxVCpus", minimum=1, maximum=4096)
+    if max_vcpus is not None and max_vcpus < vcpus:
+        raise f.bad("maxVCpus", f"must be at least smp ({vcpus})")
+    devices = _devices(f)
+    top = _topology_and_memory(f, memory, vcpus, max_vcpus)
     return VmSpec(
         vm_id=vm_id,
+        **top,
+        boot_devices=_boot(f, devices),
+        **devices,
         name=name,
         memory_mib=memory,
-        vcpus=f.int_("smp", 1, minimum=1, maximum=4096),
+        vcpus=vcpus,
+        max_vcpus=max_vcpus,
         domain_type=virt.domain_type if kvm else "qemu",
         machine=machine,
         acpi=f.bool_("acpiEnable", True),
@@ -134,10 +165,124 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
         kernel_args=f.str_("kernelArgs"),
         boot_menu=f.bool_("bootMenuEnable", False),
         tablet=f.bool_("tabletEnable", False),
-        **_devices(f),
         launch_paused=f.bool_("launchPaused", False),
         custom=f.str_map("custom"),
     )
+
+
+_CPU_MODE = {"hostPassthrough": "host-passthrough", "hostModel": "host-model"}
+_CPU_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_CPUSET = re.compile(r"^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$")
+_BOOT = {"a": "fd", "c": "hd", "d": "cdrom", "n": "network"}
+
+
+def _cpu_type(f: Fields) -> tuple[str | None, str | None, tuple[tuple[str, str], ...]]:
+    value = f.str_("cpuType")
+    if value is None:
+        return None, None, ()
+    if value in _CPU_MODE:
+        return _CPU_MODE[value], None, ()
+    model, *flags = value.split(",")
+    if not _CPU_NAME.match(model):
+        raise f.bad("cpuType", f"bad CPU model {model!r}")
+    features = []
+    for flag in flags:
+        if len(flag) < 2 or flag[0] not in "+-" or not _CPU_NAME.match(flag[1:]):
+            raise f.bad("cpuType", f"bad CPU flag {flag!r} (expected +name or -name)")
+        features.append(("require" if flag[0] == "+" else "disable", flag[1:]))
+    return "custom", model, tuple(features)
+
+
+def _cpuset(f: Fields, key: str, value: object) -> str:
+    if not isinstance(value, str) or not _CPUSET.match(value):
+        raise f.bad(key, f"expected a CPU set like '0-3,^2', got {value!r}")
+    return value
+
+
+def _topology_and_memory(
+    f: Fields, memory: int, vcpus: int, max_vcpus: int | None
+) -> dict[str, object]:
+    total = max_vcpus or vcpus
+    cores = f.int_("smpCoresPerSocket", minimum=1, maximum=4096)
+    threads = f.int_("smpThreadsPerCore", minimum=1, maximum=64)
+    topology = None
+    if cores is not None or threads is not None:
+        cores, threads = cores or 1, threads or 1
+        if total % (cores * threads):
+            raise f.bad(
+                "smpCoresPerSocket",
+                f"{total} vCPUs do not divide into {cores} cores x {threads} threads sockets",
+            )
+        topology = (total // (cores * threads), cores, threads)
+    mode, model, features = _cpu_type(f)
+    cells = []
+    for i, raw in enumerate(f.list_("guestNumaNodes")):
+        node = Fields(raw, f"guestNumaNodes[{i}]")
+        cells.append(
+            (
+                node.int_("nodeIndex", i, minimum=0, maximum=255),
+                _cpuset(node, "cpus", node.str_("cpus", required=True)),
+                node.int_("memory", required=True, minimum=1),
+            )
+        )
+    if cells and sum(c[2] for c in cells) != memory:
+        raise f.bad("guestNumaNodes", f"node memory must add up to memSize ({memory})")
+    max_mem = f.int_("maxMemSize", minimum=1)
+    slots = f.int_("maxMemSlots", minimum=1, maximum=255)
+    if max_mem is not None:
+        if max_mem < memory:
+            raise f.bad("maxMemSize", f"must be at least memSize ({memory})")
+        slots = slots or 16
+        if not cells:  # QEMU needs a guest NUMA node for memory hotplug
+            cells = [(0, f"0-{total - 1}", memory)]
+    elif slots is not None:
+        raise f.missing("maxMemSize")
+    guaranteed = f.int_("memGuaranteedSize", minimum=0)
+    if guaranteed is not None and guaranteed > memory:
+        raise f.bad("memGuaranteedSize", f"must be at most memSize ({memory})")
+    cpu = None
+    if mode or topology or cells:
+        cpu = CpuSpec(mode, model, features, topology, tuple(cells))
+    pinning = []
+    for vcpu, cpuset in sorted(f.str_map("cpuPinning").items()):
+        if not vcpu.isdigit() or int(vcpu) >= total:
+            raise f.bad("cpuPinning", f"no vCPU {vcpu!r} (the VM has {total})")
+        pinning.append((int(vcpu), _cpuset(f, "cpuPinning", cpuset)))
+    numa_tune = None
+    nt = f.raw("numaTune")
+    if nt is not None:
+        tune = Fields(nt, "numaTune")
+        numa_tune = (
+            tune.choice("mode", ("strict", "interleave", "preferred"), "strict"),
+            _cpuset(tune, "nodeset", tune.str_("nodeset", required=True)),
+        )
+    return {
+        "cpu": cpu,
+        "max_memory_mib": max_mem,
+        "max_memory_slots": slots if max_mem is not None else None,
+        "memory_guaranteed_mib": guaranteed,
+        "cpu_pinning": tuple(sorted(pinning)),
+        "numa_tune": numa_tune,
+        "hyperv": f.bool_("hypervEnable", False),
+        "time_offset": f.int_("timeOffset", minimum=-(10**9), maximum=10**9),
+    }
+
+
+def _boot(f: Fields, devices: dict[str, object]) -> tuple[str, ...]:
+    letters = f.str_("boot")
+    if letters is None:
+        return ()
+    if not letters or any(c not in _BOOT for c in letters) or len(set(letters)) != len(letters):
+        raise f.bad("boot", f"expected distinct letters from a, c, d, n, got {letters!r}")
+    ordered = [
+        d
+        for kind in ("disks", "interfaces")
+        for d in devices.get(kind, ())  # type: ignore[attr-defined]
+        if d.boot_order is not None
+    ]
+    if ordered:
+        raise f.bad("boot", "cannot be combined with devices' bootOrder")
+    return tuple(_BOOT[c] for c in letters)
 
 
 def _abs_path(f: Fields, key: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 from lxml.builder import E
 
-from agent.domxml import metadata
+from agent.domxml import cpu, metadata
 from agent.domxml.attrs import attrs
 from agent.domxml.devices import (
     channel,
@@ -29,12 +29,16 @@ def build_domain(spec: VmSpec, meta: metadata.VmMetadata) -> etree._Element:
         E.name(spec.name),
         E.uuid(str(spec.vm_id)),
         E.metadata(metadata.build(meta)),
+        _max_memory(spec),
         E.memory(str(spec.memory_mib * 1024), unit="KiB"),
         E.currentMemory(str(spec.memory_mib * 1024), unit="KiB"),
-        E.vcpu(str(spec.vcpus), placement="static"),
+        _vcpu(spec),
+        _cputune(spec),
+        _numatune(spec),
         _os(spec),
         _features(spec),
-        E.clock(offset="utc"),
+        cpu.build(spec.cpu) if spec.cpu else None,
+        _clock(spec),
         E.on_poweroff("destroy"),
         # hvagent decides what a guest reboot means (destroy-on-reboot, reference §6.4);
         # libvirt restarts the guest in the same process and tells us with a REBOOT event.
@@ -47,6 +51,43 @@ def build_domain(spec: VmSpec, meta: metadata.VmMetadata) -> etree._Element:
     return root
 
 
+def _max_memory(spec: VmSpec) -> etree._Element | None:
+    if spec.max_memory_mib is None:
+        return None
+    return E.maxMemory(
+        str(spec.max_memory_mib * 1024), slots=str(spec.max_memory_slots), unit="KiB"
+    )
+
+
+def _vcpu(spec: VmSpec) -> etree._Element:
+    if spec.max_vcpus is None or spec.max_vcpus == spec.vcpus:
+        return E.vcpu(str(spec.vcpus), placement="static")
+    return E.vcpu(str(spec.max_vcpus), placement="static", current=str(spec.vcpus))
+
+
+def _cputune(spec: VmSpec) -> etree._Element | None:
+    if not spec.cpu_pinning:
+        return None
+    return E.cputune(*(E.vcpupin(vcpu=str(v), cpuset=s) for v, s in spec.cpu_pinning))
+
+
+def _numatune(spec: VmSpec) -> etree._Element | None:
+    if spec.numa_tune is None:
+        return None
+    mode, nodeset = spec.numa_tune
+    return E.numatune(E.memory(mode=mode, nodeset=nodeset))
+
+
+def _clock(spec: VmSpec) -> etree._Element:
+    if spec.time_offset is None:
+        el = E.clock(offset="utc")
+    else:
+        el = E.clock(offset="variable", adjustment=str(spec.time_offset), basis="utc")
+    if spec.hyperv:
+        el.append(E.timer(name="hypervclock", present="yes"))
+    return el
+
+
 def _os(spec: VmSpec) -> etree._Element:
     el = E.os(E.type("hvm", **attrs(arch="x86_64", machine=spec.machine)))
     if spec.kernel:
@@ -55,15 +96,26 @@ def _os(spec: VmSpec) -> etree._Element:
             el.append(E.initrd(spec.initrd))
         if spec.kernel_args:
             el.append(E.cmdline(spec.kernel_args))
+    for dev in spec.boot_devices:
+        el.append(E.boot(dev=dev))
     if spec.boot_menu:
         el.append(E.bootmenu(enable="yes"))
     return el
 
 
 def _features(spec: VmSpec) -> etree._Element | None:
-    if not spec.acpi:
-        return None
-    return E.features(E.acpi(), E.apic())
+    el = E.features()
+    if spec.acpi:
+        el.extend([E.acpi(), E.apic()])
+    if spec.hyperv:
+        el.append(
+            E.hyperv(
+                E.relaxed(state="on"),
+                E.vapic(state="on"),
+                E.spinlocks(state="on", retries="8191"),
+            )
+        )
+    return el if len(el) else None
 
 
 def _devices(spec: VmSpec) -> etree._Element:
