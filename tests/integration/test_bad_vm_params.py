@@ -62,6 +62,24 @@ BAD = [
     ),
     ({"timeOffset": "soon"}, -32602, "timeOffset"),
     ({"hypervEnable": "perhaps"}, -32602, "hypervEnable"),
+    ({"xml": "<domain"}, -32602, "vmParams.xml"),
+    (
+        {"xml": '<!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]><d>&e;</d>'},
+        -32602,
+        "vmParams.xml",
+    ),
+    ({"xml": "<vm/>"}, -32602, "vmParams.xml"),
+    ({"xml": "<domain type='kvm'><name>n</name></domain>"}, 11, "vmParams.xml"),
+    (
+        {
+            "xml": "<domain type='kvm'><name>n</name><uuid>"
+            + str(uuid.UUID(int=2))
+            + "</uuid></domain>"
+        },
+        -32602,
+        "vmParams.xml",
+    ),
+    ({"xml": 5}, -32602, "vmParams.xml"),
     (dev(type="disk", device="disk"), 11, "devices[0].path"),
     (dev(type="disk", device="tape", path="/x"), -32602, "devices[0].device"),
     (dev(type="disk", path="rel.img"), -32602, "devices[0].path"),

@@ -7,8 +7,30 @@ import uuid
 import pytest
 
 from agent import domxml
+from agent.domxml import live
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_engine_xml_passthrough_runs_and_reads_back(rpc, virconn):
+    vm_id = str(uuid.uuid4())
+    xml = f"""<domain type='kvm'><name>eng-{vm_id[:8]}</name><uuid>{vm_id}</uuid>
+      <memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os>
+      <on_reboot>destroy</on_reboot>
+      <devices><interface type='network'><source network='default'/></interface></devices>
+    </domain>"""
+    await rpc.call("VM.create", vmID=vm_id, vmParams={"vmId": vm_id, "xml": xml})
+    try:
+        await rpc.wait_status(vm_id, "Up", 10)
+        root = domxml.parse((await rpc.call("Host.dumpxmls", vmList=[vm_id]))[vm_id])
+        assert root.find("devices/interface/source").get("network") == "default"
+        assert root.find("metadata/{https://hvagent.org/xmlns/vm/1.0}vm") is not None
+        meta = live.facts(domxml.to_string(root)).metadata
+        assert meta.destroy_on_reboot
+        info = await rpc.call("VM.getInfo", vmID=vm_id)
+        assert info["vmName"] == f"eng-{vm_id[:8]}"
+    finally:
+        await rpc.call("VM.destroy", vmID=vm_id)
 
 
 async def test_dumpxmls_shows_devices_and_unknown_is_code_1(rpc):
