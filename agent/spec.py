@@ -82,6 +82,41 @@ class SimpleDeviceSpec:
 
 
 @dataclass(frozen=True)
+class GraphicsSpec:
+    """A graphics device, parsed and checked only; rendering is the consoles work."""
+
+    type: str  # "spice" | "vnc"
+    spec_params: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ConsoleSpec:
+    """An extra virtio console (the serial console on a pty is always there)."""
+
+    socket: str | None = None  # a unix socket path, else a pty
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    kind: str  # "unix" | "spicevmc"
+    name: str
+
+
+@dataclass(frozen=True)
+class TpmSpec:
+    model: str
+    backend: str  # "emulator" | "passthrough"
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class MemoryDeviceSpec:
+    size_mib: int
+    node: int
+    address: AddressSpec | None = None
+
+
+@dataclass(frozen=True)
 class CpuSpec:
     """<cpu>: mode (custom/host-passthrough/host-model), model + features, topology, NUMA."""
 
@@ -113,6 +148,12 @@ class VmSpec:
     watchdogs: tuple[SimpleDeviceSpec, ...] = ()
     rngs: tuple[SimpleDeviceSpec, ...] = ()
     balloon: SimpleDeviceSpec | None = None
+    graphics: tuple[GraphicsSpec, ...] = ()
+    consoles: tuple[ConsoleSpec, ...] = ()
+    channels: tuple[ChannelSpec, ...] = ()
+    smartcards: tuple[SimpleDeviceSpec, ...] = ()
+    tpm: TpmSpec | None = None
+    memory_devices: tuple[MemoryDeviceSpec, ...] = ()
     max_vcpus: int | None = None
     max_memory_mib: int | None = None
     max_memory_slots: int | None = None
@@ -145,8 +186,10 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
     max_vcpus = f.int_("maxVCpus", minimum=1, maximum=4096)
     if max_vcpus is not None and max_vcpus < vcpus:
         raise f.bad("maxVCpus", f"must be at least smp ({vcpus})")
-    devices = _devices(f)
+    devices = _devices(f, str(PurePosixPath(virt.console_log_dir) / f"{vm_id}.sock"))
+    _legacy_display(f, devices)
     top = _topology_and_memory(f, memory, vcpus, max_vcpus)
+    _check_memory_devices(f, devices, memory, top)
     return VmSpec(
         vm_id=vm_id,
         **top,
@@ -292,8 +335,13 @@ def _abs_path(f: Fields, key: str) -> str | None:
     return value
 
 
-def _devices(f: Fields) -> dict[str, object]:
+def _devices(f: Fields, console_socket: str) -> dict[str, object]:
     out: dict[str, list[object]] = {
+        "graphics": [],
+        "consoles": [],
+        "channels": [],
+        "smartcards": [],
+        "memory_devices": [],
         "disks": [],
         "interfaces": [],
         "videos": [],
@@ -303,6 +351,7 @@ def _devices(f: Fields) -> dict[str, object]:
         "rngs": [],
     }
     balloon: SimpleDeviceSpec | None = None
+    tpm: TpmSpec | None = None
     used: dict[str, str] = {}
     counters: dict[str, int] = {}
     for i, raw in enumerate(f.list_("devices")):
@@ -332,7 +381,26 @@ def _devices(f: Fields) -> dict[str, object]:
             balloon = _balloon(dev)
         elif kind == "graphics":
             # Parsed and checked here; rendering is the consoles issue (issue 4).
-            dev.choice("device", ("spice", "vnc"), required=True)
+            graphics = _graphics(dev)
+            if any(g.type == graphics.type for g in out["graphics"]):  # type: ignore[attr-defined]
+                raise dev.bad("device", f"only one {graphics.type} graphics device is allowed")
+            out["graphics"].append(graphics)
+        elif kind == "console":
+            console = _console(dev, console_socket)
+            if console is not None:
+                if out["consoles"]:
+                    raise dev.bad("type", "only one console device is allowed")
+                out["consoles"].append(console)
+        elif kind == "channel":
+            out["channels"].append(_channel(dev, out["channels"]))
+        elif kind == "smartcard":
+            out["smartcards"].append(_smartcard(dev))
+        elif kind == "tpm":
+            if tpm is not None:
+                raise dev.bad("type", "only one tpm device is allowed")
+            tpm = _tpm(dev)
+        elif kind == "memory":
+            out["memory_devices"].append(_memory_device(dev))
         else:
             raise Unsupported(
                 f"devices[{i}].type: device type {kind!r} is not supported",
@@ -341,7 +409,110 @@ def _devices(f: Fields) -> dict[str, object]:
     result: dict[str, object] = {k: tuple(v) for k, v in out.items()}
     if balloon is not None:
         result["balloon"] = balloon
+    if tpm is not None:
+        result["tpm"] = tpm
     return result
+
+
+_LEGACY_DISPLAY = {"vnc": "vnc", "qxl": "spice"}
+
+
+def _legacy_display(f: Fields, devices: dict[str, object]) -> None:
+    """Legacy top-level `display` (vnc|qxl) means one graphics device of that kind."""
+    display = f.choice("display", tuple(_LEGACY_DISPLAY))
+    if display is None:
+        return
+    kind = _LEGACY_DISPLAY[display]
+    current: tuple[GraphicsSpec, ...] = devices["graphics"]  # type: ignore[assignment]
+    if not any(g.type == kind for g in current):
+        devices["graphics"] = (*current, GraphicsSpec(kind))
+
+
+def _graphics(dev: Fields) -> GraphicsSpec:
+    kind = dev.choice("device", ("spice", "vnc"), required=True)
+    sp = _spec_params(dev)
+    pairs = []
+    for key in sorted(sp.field_names()):
+        value = sp.raw(key)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str | int):
+            raise sp.bad(key, "expected a string")
+        pairs.append((key, str(value)))
+    return GraphicsSpec(kind, tuple(pairs))
+
+
+def _console(dev: Fields, socket_path: str) -> ConsoleSpec | None:
+    dev.choice("device", ("console",), "console")
+    sp = _spec_params(dev)
+    kind = sp.choice("consoleType", ("serial", "virtio"), "serial")
+    socket = sp.bool_("enableSocket", False)
+    if kind == "serial":
+        if socket:
+            raise sp.bad("enableSocket", "the serial console is always a pty with a log file")
+        return None  # the serial console is always there
+    return ConsoleSpec(socket_path if socket else None)
+
+
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+
+
+def _channel(dev: Fields, existing: list[object]) -> ChannelSpec:
+    kind = dev.choice("device", ("unix", "spicevmc"), "unix")
+    default = "com.redhat.spice.0" if kind == "spicevmc" else None
+    name = dev.str_("name", default, required=default is None)
+    if not _CHANNEL_NAME.match(name):
+        raise dev.bad("name", f"bad channel name {name!r}")
+    taken = {c.name for c in existing}  # type: ignore[attr-defined]
+    if name == GUEST_AGENT_CHANNEL or name in taken:
+        raise dev.bad("name", f"channel {name} is already present")
+    return ChannelSpec(kind, name)
+
+
+def _smartcard(dev: Fields) -> SimpleDeviceSpec:
+    dev.choice("device", ("smartcard",), "smartcard")
+    sp = _spec_params(dev)
+    mode = sp.choice("mode", ("passthrough",), "passthrough")
+    kind = sp.choice("type", ("spicevmc",), "spicevmc")
+    return SimpleDeviceSpec("smartcard", mode, (("type", kind),), _address(dev))
+
+
+def _tpm(dev: Fields) -> TpmSpec:
+    dev.choice("device", ("tpm",), "tpm")
+    sp = _spec_params(dev)
+    model = sp.choice("model", ("tpm-tis", "tpm-crb"), "tpm-crb")
+    mode = sp.choice("mode", ("emulator", "passthrough"), "emulator")
+    path = None
+    if mode == "passthrough":
+        path = sp.str_("path", "/dev/tpm0")
+        if not path.startswith("/dev/"):
+            raise sp.bad("path", "must be a /dev/ path")
+    return TpmSpec(model, mode, path)
+
+
+def _memory_device(dev: Fields) -> MemoryDeviceSpec:
+    dev.choice("device", ("memory",), "memory")
+    return MemoryDeviceSpec(
+        size_mib=dev.int_("size", required=True, minimum=1),
+        node=dev.int_("node", 0, minimum=0, maximum=255),
+        address=_address(dev),
+    )
+
+
+def _check_memory_devices(
+    f: Fields, devices: dict[str, object], memory: int, top: dict[str, object]
+) -> None:
+    dimms: tuple[MemoryDeviceSpec, ...] = devices["memory_devices"]  # type: ignore[assignment]
+    if not dimms:
+        return
+    max_mem = top["max_memory_mib"]
+    if max_mem is None:
+        raise f.missing("maxMemSize")
+    slots = top["max_memory_slots"]
+    if len(dimms) > slots:  # type: ignore[operator]
+        raise f.bad("devices", f"{len(dimms)} memory devices exceed maxMemSlots ({slots})")
+    if memory + sum(d.size_mib for d in dimms) > max_mem:  # type: ignore[operator]
+        raise f.bad("devices", "memSize plus memory devices exceeds maxMemSize")
 
 
 _NIC_MODELS = {"virtio": "virtio", "pv": "virtio", "e1000": "e1000", "rtl8139": "rtl8139"}

@@ -9,14 +9,18 @@ from agent.domxml import cpu, metadata
 from agent.domxml.attrs import attrs
 from agent.domxml.devices import (
     channel,
+    console,
     controller,
     disk,
     input,
     interface,
     memballoon,
+    memory,
     rng,
     serial,
+    smartcard,
     sound,
+    tpm,
     video,
     watchdog,
 )
@@ -119,19 +123,26 @@ def _features(spec: VmSpec) -> etree._Element | None:
 
 
 def _devices(spec: VmSpec) -> etree._Element:
-    # libvirt's own order: disk, controller, interface, serial, console, channel, input,
-    # sound, video, watchdog, memballoon, rng.
+    # libvirt's own order: disk, controller, interface, smartcard, serial, console, channel,
+    # input, tpm, sound, video, watchdog, memballoon, rng, memory. Graphics are parsed into
+    # the spec but rendered by the consoles work.
     devices = E.devices()
     devices.extend(disk.build(d) for d in spec.disks)
     devices.extend(controller.build(c) for c in spec.controllers)
     devices.extend(interface.build(n) for n in spec.interfaces)
+    devices.extend(smartcard.build(c) for c in spec.smartcards)
     devices.extend(serial.build(spec.console_log))
+    devices.extend(console.build(c) for c in spec.consoles)
     devices.append(channel.build_unix(GUEST_AGENT_CHANNEL))
+    devices.extend(channel.build(c) for c in spec.channels)
     if spec.tablet:
         devices.append(input.build_tablet())
+    if spec.tpm is not None:
+        devices.append(tpm.build(spec.tpm))
     devices.extend(sound.build(s) for s in spec.sounds)
     devices.extend(video.build(v) for v in spec.videos)
     devices.extend(watchdog.build(w) for w in spec.watchdogs)
     devices.append(memballoon.build(spec.balloon))
     devices.extend(rng.build(r) for r in spec.rngs)
+    devices.extend(memory.build(m) for m in spec.memory_devices)
     return devices

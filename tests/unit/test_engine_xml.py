@@ -69,3 +69,20 @@ def test_bad_engine_xml_refused(xml, error):
         launch.plan(VM, {"xml": xml}, CFG)
     assert exc.value.data["param"] == "vmParams.xml"
     assert exc.value.data["reason"].startswith("vmParams.xml: ")
+
+
+def test_graphics_are_parsed_into_the_spec():
+    from agent import spec
+
+    params = {
+        "vmId": str(VM),
+        "memSize": 64,
+        "display": "vnc",
+        "devices": [{"type": "graphics", "device": "spice", "specParams": {"keyMap": "en-us"}}],
+    }
+    s = spec.from_params(VM, params, CFG)
+    assert s.graphics == (
+        spec.GraphicsSpec("spice", (("keyMap", "en-us"),)),
+        spec.GraphicsSpec("vnc"),
+    )
+    assert "<graphics" not in launch.from_spec(s).xml
