@@ -59,6 +59,8 @@ class InterfaceSpec:
     boot_order: int | None = None
     filter: str | None = None
     address: AddressSpec | None = None
+    # <bandwidth>: ("inbound"|"outbound", ((attr, value), ...)) from specParams
+    bandwidth: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -583,9 +585,35 @@ def _interface(dev: Fields) -> InterfaceSpec:
         mtu=sp.int_("mtu", minimum=68, maximum=65535),
         link_up=link != "false",
         boot_order=dev.int_("bootOrder", minimum=1),
-        filter=dev.str_("filter"),
+        filter=_filter_name(dev),
         address=_address(dev),
+        bandwidth=_bandwidth(sp),
     )
+
+
+def _filter_name(dev: Fields) -> str | None:
+    name = dev.str_("filter")
+    if name is not None and not _CPU_NAME.match(name):
+        raise dev.bad("filter", f"bad network filter name {name!r}")
+    return name
+
+
+def _bandwidth(sp: Fields) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    out = []
+    for direction in ("inbound", "outbound"):
+        if not sp.has(direction):
+            continue
+        q = Fields(sp.raw(direction), sp.name(direction))
+        attrs = []
+        for key in ("average", "peak", "burst"):
+            value = q.int_(key, required=key == "average", minimum=1)
+            if value is not None:
+                attrs.append((key, str(value)))
+        unknown = set(q.field_names()) - {"average", "peak", "burst"}
+        if unknown:
+            raise q.bad(sorted(unknown)[0], "unknown bandwidth attribute")
+        out.append((direction, tuple(attrs)))
+    return tuple(out)
 
 
 def _video(dev: Fields) -> VideoSpec:

@@ -139,6 +139,12 @@ BAD = [
         "devices[0].specParams.mtu",
     ),
     (dev(type="interface", network="br0", specParams=[]), -32602, "devices[0].specParams"),
+    (
+        dev(type="interface", network="br0", specParams={"inbound": {"peak": "5"}}),
+        11,
+        "devices[0].specParams.inbound.average",
+    ),
+    (dev(type="interface", network="br0", filter="x y"), -32602, "devices[0].filter"),
     (dev(type="video"), 11, "devices[0].device"),
     (dev(type="video", device="matrox"), -32602, "devices[0].device"),
     (

@@ -15,6 +15,8 @@ def build(nic: InterfaceSpec) -> etree._Element:
         el.append(E.mac(address=nic.mac))
     el.append(E.source({"bridge" if nic.kind == "bridge" else "network": nic.source}))
     el.append(E.model(type=nic.model))
+    if nic.bandwidth:
+        el.append(E.bandwidth(*(E(direction, dict(a)) for direction, a in nic.bandwidth)))
     if nic.filter:
         el.append(E.filterref(filter=nic.filter))
     if not nic.link_up:
