@@ -42,6 +42,16 @@ class Fields:
             return _MISSING
         return value
 
+    def raw(self, key: str) -> Any:
+        """The untyped value (None when absent); callers check it themselves."""
+        return self._data.get(key)
+
+    def field_names(self) -> list[str]:
+        return [str(k) for k in self._data]
+
+    def missing(self, key: str) -> MissingParameter:
+        return MissingParameter(f"{self.name(key)} is required", param=self.name(key))
+
     def bad(self, key: str, reason: str) -> InvalidParams:
         return InvalidParams(f"{self.name(key)}: {reason}", param=self.name(key))
 
@@ -87,8 +97,15 @@ class Fields:
             return value.lower() in _TRUE
         raise self.bad(key, f"expected a boolean, got {value!r}")
 
-    def choice(self, key: str, choices: Sequence[str], default: str | None = None) -> Any:
-        value = self.str_(key, default)
+    def choice(
+        self,
+        key: str,
+        choices: Sequence[str],
+        default: str | None = None,
+        *,
+        required: bool = False,
+    ) -> Any:
+        value = self.str_(key, default, required=required)
         if value is not None and value not in choices:
             raise self.bad(key, f"must be one of {', '.join(choices)}, got {value!r}")
         return value

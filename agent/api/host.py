@@ -40,5 +40,13 @@ async def get_vm_full_list(services: Services, vmList: Any = None) -> list[dict[
     return [o.info() for o in services.registry.owners(_vm_list(vmList))]
 
 
+async def dumpxmls(services: Services, vmList: Any) -> dict[str, str]:
+    """VDSM's device-refresh verb: {vmId: live domain XML}, passwords blanked."""
+    vm_ids = _vm_list(vmList)
+    if vm_ids is None:
+        raise errors.MissingParameter("vmList is required", param="vmList")
+    return {str(v): await services.registry.dump_xml(v) for v in vm_ids}
+
+
 async def get_all_vm_stats(services: Services) -> list[dict[str, Any]]:
     return [o.stats() for o in services.registry.owners()]

@@ -19,6 +19,7 @@ VERBS: dict[str, tuple[Verb, bool]] = {
     "Host.getVMList": (host.get_vm_list, True),
     "Host.getVMFullList": (host.get_vm_full_list, True),
     "Host.getAllVmStats": (host.get_all_vm_stats, True),
+    "Host.dumpxmls": (host.dumpxmls, True),
     "VM.create": (vm.create, True),
     "VM.destroy": (vm.destroy, True),
     "VM.getStats": (vm.get_stats, True),

@@ -6,16 +6,16 @@ import math
 import re
 from typing import Any
 
-from agent import errors, power, spec
+from agent import errors, power
 from agent.api.context import Services
+from agent.domxml import launch
 from agent.params import parse_uuid
 from agent.runtime.owner import PowerCommand
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
     vm_id = parse_uuid(vmID, "vmID")
-    vm_spec = spec.from_params(vm_id, vmParams, services.virt)
-    return await services.registry.create(vm_spec)
+    return await services.registry.create(launch.plan(vm_id, vmParams, services.virt))
 
 
 async def destroy(services: Services, vmID: Any, gracefulAttempts: Any = 1) -> bool:

@@ -18,11 +18,10 @@ from typing import Any
 from agent import errors
 from agent.clock import Clock
 from agent.config import PowerConfig
-from agent.domxml import build_domain, live, to_string
-from agent.domxml.metadata import VmMetadata
+from agent.domxml import live, redact
+from agent.domxml.launch import Launch
 from agent.runtime.bus import StatusBus
 from agent.runtime.owner import VmOwner
-from agent.spec import VmSpec
 from agent.status import VmStatus
 from agent.virt.port import DomainEvent, DomainRecord, EventKind, Hypervisor
 
@@ -95,30 +94,30 @@ class VmRegistry:
 
     # -- verbs -----------------------------------------------------------------------------
 
-    async def create(self, spec: VmSpec) -> dict[str, Any]:
-        """Answer WaitForLaunch at once; the owner then defines and starts the domain."""
-        self._check_free(spec)
+    async def create(self, launch: Launch) -> dict[str, Any]:
+        """Answer WaitForLaunch at once; the owner then defines and starts the domain.
+
+        `launch` is fully validated and rendered (agent.domxml.launch.plan): nothing here
+        can fail on the request's content before libvirt sees it."""
+        self._check_free(launch)
         # A domain hvagent has not adopted yet (defined outside a moment ago) must not be
         # overwritten by defineXML: ask libvirt too.
         try:
-            await self._port.domain(spec.vm_id)
+            await self._port.domain(launch.vm_id)
         except errors.NoSuchVM:
             pass
         else:
-            raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(spec.vm_id))
-        self._check_free(spec)  # re-check: we awaited
-        meta = VmMetadata(launch_paused=spec.launch_paused, custom=spec.custom)
-        xml = to_string(build_domain(spec, meta))
-        facts = live.DomainFacts(
-            spec.vm_id, spec.name, spec.domain_type, spec.acpi, spec.vcpus, spec.memory_mib, meta
+            raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(launch.vm_id))
+        self._check_free(launch)  # re-check: we awaited
+        owner = VmOwner(
+            self._port, self._bus, launch.facts, VmStatus.WAIT_FOR_LAUNCH, **self._owner_kw
         )
-        owner = VmOwner(self._port, self._bus, facts, VmStatus.WAIT_FOR_LAUNCH, **self._owner_kw)
         self._start(owner)
-        owner.launch(xml, paused=spec.launch_paused)
-        log.info("VM %s (%s) accepted, launching", spec.vm_id, spec.name)
+        owner.launch(launch.xml, paused=launch.paused)
+        log.info("VM %s (%s) accepted, launching", launch.vm_id, launch.name)
         return owner.short()
 
-    def _check_free(self, spec: VmSpec) -> None:
+    def _check_free(self, spec: Launch) -> None:
         if spec.vm_id in self._owners:
             raise errors.VMExists(vmId=str(spec.vm_id))
         for owner in self._owners.values():
@@ -128,6 +127,11 @@ class VmRegistry:
                     vmId=str(spec.vm_id),
                     param="vmName",
                 )
+
+    async def dump_xml(self, vm_id: uuid.UUID) -> str:
+        """Host.dumpxmls: the live XML of a VM hvagent knows, passwords blanked."""
+        self.get(vm_id)
+        return redact.blank_passwords(await self._port.domain_xml(vm_id))
 
     async def destroy(self, vm_id: uuid.UUID, graceful_attempts: int) -> None:
         await self.get(vm_id).destroy(graceful_attempts)

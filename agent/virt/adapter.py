@@ -135,6 +135,14 @@ class LibvirtHypervisor:
         except libvirt.libvirtError as exc:
             raise translate(exc, vmId=str(vm_id)) from exc
 
+    async def domain_xml(self, vm_id: uuid.UUID) -> str:
+        dom = await self._lookup(vm_id)
+        try:
+            # No VIR_DOMAIN_XML_SECURE: libvirt leaves graphics passwords out.
+            return await self._call("domain_xml", dom.XMLDesc, 0)
+        except libvirt.libvirtError as exc:
+            raise translate(exc, vmId=str(vm_id)) from exc
+
     async def define_and_start(self, xml: str, *, paused: bool) -> None:
         try:
             dom = await self._call(

@@ -114,6 +114,9 @@ class Hypervisor(Protocol):
     async def reset(self, vm_id: uuid.UUID) -> None:
         """Hard reset, like the reset button; raises errors.ResetFailed on refusal."""
 
+    async def domain_xml(self, vm_id: uuid.UUID) -> str:
+        """The domain's current XML (live when running), without secrets."""
+
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         """Replace hvagent's metadata element, live and persistent as applicable."""
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from lxml import etree
 from lxml.builder import E
 
+from agent.spec import ChannelSpec
+
 
 def build_unix(name: str) -> etree._Element:
     # No <source path>: libvirt picks a per-domain socket under its own channel directory.
     return E.channel(E.target(type="virtio", name=name), type="unix")
+
+
+def build(channel: ChannelSpec) -> etree._Element:
+    if channel.kind == "unix":
+        return build_unix(channel.name)
+    return E.channel(E.target(type="virtio", name=channel.name), type=channel.kind)

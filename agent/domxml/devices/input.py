@@ -1,0 +1,10 @@
+"""<input>: the USB tablet (tabletEnable), for absolute pointer positioning."""
+
+from __future__ import annotations
+
+from lxml import etree
+from lxml.builder import E
+
+
+def build_tablet() -> etree._Element:
+    return E.input(type="tablet", bus="usb")

@@ -1,0 +1,15 @@
+"""<smartcard>: a smartcard passed through from the SPICE client."""
+
+from __future__ import annotations
+
+from lxml import etree
+from lxml.builder import E
+
+from agent.domxml import address
+from agent.spec import SimpleDeviceSpec
+
+
+def build(card: SimpleDeviceSpec) -> etree._Element:
+    el = E.smartcard(mode=card.model, **dict(card.extra))
+    address.append(el, card.address)
+    return el

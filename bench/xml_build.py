@@ -1,0 +1,101 @@
+"""vmParams -> VmSpec -> domain XML text for a typical 15-device VM, in µs per VM.
+
+Measures `agent.domxml.launch.plan` (validation, defaults, lxml build, serialisation) in
+one process; prints the median of several rounds. Target: under 500 µs per VM.
+Run: .venv/bin/python bench/xml_build.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from agent.config import VirtConfig
+from agent.domxml import launch
+
+VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
+PCI = {"type": "pci", "domain": "0x0000", "bus": "0x00", "function": "0x0"}
+PARAMS = {
+    "vmId": str(VM),
+    "vmName": "bench",
+    "memSize": "2048",
+    "smp": "2",
+    "maxVCpus": "4",
+    "smpCoresPerSocket": "2",
+    "cpuType": "Westmere,+vmx",
+    "tabletEnable": "true",
+    "custom": {"k": "v"},
+    "devices": [
+        {
+            "type": "disk",
+            "device": "disk",
+            "path": "/img/a.qcow2",
+            "format": "cow",
+            "iface": "virtio",
+            "bootOrder": "1",
+            "serial": "a1",
+            "address": {**PCI, "slot": "0x05"},
+        },
+        {
+            "type": "disk",
+            "device": "disk",
+            "path": "/dev/mapper/b",
+            "iface": "scsi",
+            "cache": "none",
+            "io": "native",
+        },
+        {"type": "disk", "device": "cdrom", "path": "/img/cd.iso", "iface": "ide"},
+        {
+            "type": "interface",
+            "device": "bridge",
+            "network": "ovirtmgmt",
+            "nicModel": "pv",
+            "macAddr": "52:54:00:00:00:01",
+            "address": {**PCI, "slot": "0x03"},
+        },
+        {
+            "type": "interface",
+            "device": "network",
+            "network": "default",
+            "nicModel": "e1000",
+            "macAddr": "52:54:00:00:00:02",
+        },
+        {"type": "controller", "device": "virtio-serial", "index": "0"},
+        {"type": "controller", "device": "scsi", "model": "virtio-scsi", "index": "0"},
+        {"type": "controller", "device": "usb", "model": "piix3-uhci", "index": "0"},
+        {"type": "video", "device": "qxl", "specParams": {"vram": "32768", "heads": "1"}},
+        {"type": "sound", "device": "ich6"},
+        {"type": "balloon", "device": "memballoon", "specParams": {"model": "virtio"}},
+        {"type": "watchdog", "specParams": {"model": "i6300esb", "action": "reset"}},
+        {"type": "rng", "specParams": {"source": "urandom"}},
+        {"type": "graphics", "device": "spice"},
+        {"type": "disk", "device": "disk", "path": "/img/c.raw", "iface": "sata"},
+    ],
+}
+CFG = VirtConfig(domain_type="qemu", console_log_dir="/var/log/hvagent/console")
+
+
+def main() -> None:
+    assert len(PARAMS["devices"]) == 15
+    n = 2000
+    for _ in range(200):
+        launch.plan(VM, PARAMS, CFG)
+    rounds = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            launch.plan(VM, PARAMS, CFG)
+        rounds.append((time.perf_counter() - t0) / n * 1e6)
+    print(
+        f"spec + XML build, 15-device VM: median {statistics.median(rounds):.0f} µs per VM "
+        f"(rounds: {', '.join(f'{r:.0f}' for r in rounds)}; target < 500 µs)"
+    )
+
+
+if __name__ == "__main__":
+    main()
