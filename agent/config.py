@@ -56,6 +56,13 @@ class VirtConfig:
     console_log_dir: str = "/var/log/hvagent/console"
     # Machine type used when vmParams has no emulatedMachine; empty = libvirt's default.
     default_machine: str = ""
+    # Address consoles (SPICE/VNC) listen on unless the device names a displayIp or
+    # displayNetwork. Consoles start locked (expired ticket) until VM.setTicket.
+    graphics_listen: str = "0.0.0.0"
+    # SPICE TLS: must match libvirt's qemu.conf spice_tls (certificates live there). When
+    # true, SPICE consoles get a TLS port and defaultMode='secure', and spiceSecureChannels
+    # are honoured; when false, asking for secure channels is refused.
+    spice_tls: bool = False
 
     def __post_init__(self) -> None:
         if self.domain_type not in ("kvm", "qemu"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from agent.config import VirtConfig
@@ -85,10 +85,39 @@ class SimpleDeviceSpec:
 
 @dataclass(frozen=True)
 class GraphicsSpec:
-    """A graphics device, parsed and checked only; rendering is the consoles work."""
+    """A console (SPICE or VNC). `spec_params` is what the engine sent; the other fields are
+    what hvagent renders, decided by `_resolve_graphics` from them and host policy."""
 
     type: str  # "spice" | "vnc"
     spec_params: tuple[tuple[str, str], ...] = ()
+    source: str = "devices"  # where it came from, for error messages: devices[i] or display
+    listen_address: str | None = None
+    listen_network: str | None = None  # libvirt network name
+    keymap: str | None = None
+    secure_channels: tuple[str, ...] = ()
+    copy_paste: bool = True
+    file_transfer: bool = True
+    tls: bool = False
+
+
+SPICE_CHANNELS = (
+    "main",
+    "display",
+    "inputs",
+    "cursor",
+    "playback",
+    "record",
+    "smartcard",
+    "usbredir",
+)
+# Legacy top-level keys copied into a synthesised device's specParams (reference §3.1).
+_LEGACY_GRAPHICS_KEYS = {
+    "keyboardLayout": "keyMap",
+    "displayNetwork": "displayNetwork",
+    "spiceSecureChannels": "spiceSecureChannels",
+    "copyPasteEnable": "copyPasteEnable",
+    "fileTransferEnable": "fileTransferEnable",
+}
 
 
 @dataclass(frozen=True)
@@ -190,6 +219,11 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
         raise f.bad("maxVCpus", f"must be at least smp ({vcpus})")
     devices = _devices(f, str(PurePosixPath(virt.console_log_dir) / f"{vm_id}.sock"))
     _legacy_display(f, devices)
+    legacy_network = f.str_("displayNetwork")
+    devices["graphics"] = tuple(
+        _resolve_graphics(g, virt, legacy_network)
+        for g in devices["graphics"]  # type: ignore[attr-defined]
+    )
     top = _topology_and_memory(f, memory, vcpus, max_vcpus)
     _check_memory_devices(f, devices, memory, top)
     return VmSpec(
@@ -425,9 +459,67 @@ def _legacy_display(f: Fields, devices: dict[str, object]) -> None:
     if display is None:
         return
     kind = _LEGACY_DISPLAY[display]
-    current: tuple[GraphicsSpec, ...] = devices["graphics"]  # type: ignore[assignment]
-    if not any(g.type == kind for g in current):
-        devices["graphics"] = (*current, GraphicsSpec(kind))
+    current: list[GraphicsSpec] = list(devices["graphics"])  # type: ignore[call-overload]
+    if current:
+        return  # graphics devices win over the legacy keys (reference §3.1)
+    pairs = []
+    for legacy, key in sorted(_LEGACY_GRAPHICS_KEYS.items(), key=lambda kv: kv[1]):
+        value = f.raw(legacy) if f.has(legacy) else None
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str):
+            raise f.bad(legacy, "expected a string")
+        pairs.append((key, value))
+    devices["graphics"] = (GraphicsSpec(kind, tuple(pairs), source="display"),)
+
+
+def _resolve_graphics(
+    g: GraphicsSpec, virt: VirtConfig, legacy_network: str | None
+) -> GraphicsSpec:
+    """Host policy for one console: listen address, keymap, channels, TLS."""
+    sp = dict(g.spec_params)
+    legacy_names = {v: k for k, v in _LEGACY_GRAPHICS_KEYS.items()}
+
+    def bad(key: str, reason: str) -> InvalidParams:
+        # A synthesised console's fields came from top-level legacy keys: name those.
+        name = legacy_names[key] if g.source == "display" else f"{g.source}.specParams.{key}"
+        return InvalidParams(f"{name}: {reason}", param=name)
+
+    def flag(key: str) -> bool:
+        value = sp.get(key, "true").lower()
+        if value not in ("true", "false"):
+            raise bad(key, f"expected true or false, got {value!r}")
+        return value == "true"
+
+    channels: list[str] = []
+    for name in filter(None, (c.strip() for c in sp.get("spiceSecureChannels", "").split(","))):
+        plain = name[1:] if name.startswith("s") and name[1:] in SPICE_CHANNELS else name
+        if plain not in SPICE_CHANNELS:
+            raise bad("spiceSecureChannels", f"unknown SPICE channel {name!r}")
+        channels.append(plain)
+    if g.type == "vnc":
+        channels = []
+    elif channels and not virt.spice_tls:
+        raise bad(
+            "spiceSecureChannels",
+            "secure channels need SPICE TLS, which this host does not have ([virt] spice_tls)",
+        )
+    network = sp.get("displayNetwork") or legacy_network
+    keymap = sp.get("keyMap") or None
+    if keymap is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", keymap):
+        raise bad("keyMap", f"not a keymap name: {keymap!r}")
+    return replace(
+        g,
+        listen_address=None if network else (sp.get("displayIp") or virt.graphics_listen),
+        listen_network=f"vdsm-{network}" if network else None,
+        keymap=keymap,
+        secure_channels=tuple(channels),
+        copy_paste=flag("copyPasteEnable"),
+        file_transfer=flag("fileTransferEnable"),
+        tls=g.type == "spice" and virt.spice_tls,
+    )
 
 
 def _graphics(dev: Fields) -> GraphicsSpec:
@@ -441,7 +533,7 @@ def _graphics(dev: Fields) -> GraphicsSpec:
         if not isinstance(value, str | int):
             raise sp.bad(key, "expected a string")
         pairs.append((key, str(value)))
-    return GraphicsSpec(kind, tuple(pairs))
+    return GraphicsSpec(kind, tuple(pairs), source=dev.name("specParams").rsplit(".", 1)[0])
 
 
 def _console(dev: Fields, socket_path: str) -> ConsoleSpec | None:

@@ -12,6 +12,7 @@ from agent.domxml.devices import (
     console,
     controller,
     disk,
+    graphics,
     input,
     interface,
     memballoon,
@@ -124,8 +125,7 @@ def _features(spec: VmSpec) -> etree._Element | None:
 
 def _devices(spec: VmSpec) -> etree._Element:
     # libvirt's own order: disk, controller, interface, smartcard, serial, console, channel,
-    # input, tpm, sound, video, watchdog, memballoon, rng, memory. Graphics are parsed into
-    # the spec but rendered by the consoles work.
+    # input, tpm, graphics, sound, video, watchdog, memballoon, rng, memory.
     devices = E.devices()
     devices.extend(disk.build(d) for d in spec.disks)
     devices.extend(controller.build(c) for c in spec.controllers)
@@ -135,10 +135,15 @@ def _devices(spec: VmSpec) -> etree._Element:
     devices.extend(console.build(c) for c in spec.consoles)
     devices.append(channel.build_unix(GUEST_AGENT_CHANNEL))
     devices.extend(channel.build(c) for c in spec.channels)
+    if any(g.type == "spice" for g in spec.graphics) and not any(
+        c.name == graphics.SPICE_AGENT_CHANNEL for c in spec.channels
+    ):
+        devices.append(graphics.build_agent())
     if spec.tablet:
         devices.append(input.build_tablet())
     if spec.tpm is not None:
         devices.append(tpm.build(spec.tpm))
+    devices.extend(graphics.build(g) for g in spec.graphics)
     devices.extend(sound.build(s) for s in spec.sounds)
     devices.extend(video.build(v) for v in spec.videos)
     devices.extend(watchdog.build(w) for w in spec.watchdogs)

@@ -11,6 +11,7 @@ from typing import Any
 
 from agent import spec as vmspec
 from agent.config import VirtConfig
+from agent.consoles import GraphicsInfo
 from agent.domxml import build_domain, engine, live, to_string
 from agent.domxml.metadata import VmMetadata
 from agent.params import Fields
@@ -35,7 +36,10 @@ def plan(vm_id: uuid.UUID, params: Any, virt: VirtConfig) -> Launch:
 def from_spec(s: vmspec.VmSpec) -> Launch:
     meta = VmMetadata(launch_paused=s.launch_paused, custom=s.custom)
     xml = to_string(build_domain(s, meta))
-    facts = live.DomainFacts(s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta)
+    consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
+    facts = live.DomainFacts(
+        s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles
+    )
     return Launch(s.vm_id, s.name, xml, facts, s.launch_paused)
 
 

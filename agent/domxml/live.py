@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from agent.consoles import GraphicsInfo, read_graphics
 from agent.domxml import metadata, parse
 from agent.domxml.metadata import VmMetadata
 
@@ -22,6 +23,7 @@ class DomainFacts:
     vcpus: int
     memory_mib: int
     metadata: VmMetadata | None  # None: not an hvagent domain
+    consoles: tuple[GraphicsInfo, ...] = ()  # ports as this XML says (None before start)
 
 
 def facts(xml: str) -> DomainFacts:
@@ -39,6 +41,7 @@ def facts(xml: str) -> DomainFacts:
         vcpus=int(dom.findtext("vcpu", "1")),
         memory_mib=memory_kib // 1024,
         metadata=metadata.read(meta_el) if meta_el is not None else None,
+        consoles=tuple(read_graphics(dom)),
     )
 
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from agent import errors, power
+from agent import consoles, domxml, errors, power
 from agent.clock import Clock, RealClock
 from agent.config import PowerConfig
 from agent.domxml import metadata, to_string
@@ -114,6 +114,7 @@ class VmOwner:
     ) -> None:
         self.vm_id = facts.vm_id
         self.facts = facts
+        self.consoles = facts.consoles  # ports as last read from libvirt's live XML
         self.external = facts.metadata is None
         self._meta = facts.metadata or VmMetadata()
         self._port = port
@@ -409,7 +410,19 @@ class VmOwner:
             )
             return
         self._started_mono = time.monotonic()
+        await self._read_consoles()
         self._set_status(VmStatus.PAUSED if cmd.paused else VmStatus.UP)
+
+    async def _read_consoles(self) -> None:
+        """Console ports as libvirt assigned them (autoport); hvagent never picks ports."""
+        if not self.consoles:
+            return
+        try:
+            xml = await self._port.domain_xml(self.vm_id)
+        except errors.AgentError as exc:
+            log.warning("could not read console ports: %s", exc.reason)
+            return
+        self.consoles = tuple(consoles.read_graphics(domxml.parse(xml)))
 
     async def _destroy(self, graceful_attempts: int) -> None:
         if self.external:
@@ -450,6 +463,7 @@ class VmOwner:
             case EventKind.STARTED if self.status is VmStatus.DOWN:
                 self._started_mono = time.monotonic()
                 self._stop_reason = None
+                await self._read_consoles()  # a restarted QEMU may have new ports
                 self._set_status(VmStatus.UP)
             case EventKind.SUSPENDED if self.status is not VmStatus.DOWN:
                 self._set_status(VmStatus.PAUSED)
@@ -526,7 +540,7 @@ class VmOwner:
             vcpuCount=str(self.facts.vcpus),
             memSize=self.facts.memory_mib,
             guestAgentConnected=self.agent_connected,
-            displayInfo=[],
+            **consoles.display_report(list(self.consoles)),
         )
         return out
 

@@ -71,18 +71,25 @@ def test_bad_engine_xml_refused(xml, error):
     assert exc.value.data["reason"].startswith("vmParams.xml: ")
 
 
-def test_graphics_are_parsed_into_the_spec():
+def test_graphics_devices_win_over_legacy_display():
     from agent import spec
 
     params = {
         "vmId": str(VM),
         "memSize": 64,
         "display": "vnc",
+        "keyboardLayout": "de",
         "devices": [{"type": "graphics", "device": "spice", "specParams": {"keyMap": "en-us"}}],
     }
     s = spec.from_params(VM, params, CFG)
-    assert s.graphics == (
-        spec.GraphicsSpec("spice", (("keyMap", "en-us"),)),
-        spec.GraphicsSpec("vnc"),
-    )
-    assert "<graphics" not in launch.from_spec(s).xml
+    assert [(g.type, g.keymap) for g in s.graphics] == [("spice", "en-us")]
+    xml = launch.from_spec(s).xml
+    assert xml.count("<graphics") == 1 and 'passwdValidTo="1970-01-01T00:00:01"' in xml
+
+
+def test_legacy_display_synthesises_one_console():
+    from agent import spec
+
+    params = {"vmId": str(VM), "memSize": 64, "display": "vnc", "keyboardLayout": "de"}
+    s = spec.from_params(VM, params, CFG)
+    assert [(g.type, g.keymap, g.source) for g in s.graphics] == [("vnc", "de", "display")]
