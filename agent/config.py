@@ -65,6 +65,20 @@ class VirtConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # Seconds between libvirt bulk-stats rounds (GET /metrics serves the latest round).
+    sample_interval_s: float = 15.0
+    # A round longer than this is abandoned; the previous numbers stay, flagged timed out.
+    sample_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.sample_interval_s <= 0:
+            raise ValueError("sample_interval_s must be positive")
+        if self.sample_timeout_s <= 0:
+            raise ValueError("sample_timeout_s must be positive")
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -79,6 +93,7 @@ class Config:
     libvirt: LibvirtConfig = field(default_factory=LibvirtConfig)
     virt: VirtConfig = field(default_factory=VirtConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @classmethod
     def defaults(cls) -> Config:

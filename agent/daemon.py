@@ -24,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, logs
+from agent import __version__, config, logs, systemd
 from agent.api.app import create_app
 from agent.api.context import Services
+from agent.metrics.collector import DomainStatsCollector
+from agent.metrics.instruments import Instruments
+from agent.metrics.sampler import Sampler
 from agent.runtime.bus import StatusBus
 from agent.runtime.host import HostService
 from agent.runtime.recovery import recover
@@ -103,13 +107,34 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     )
     os.makedirs(cfg.virt.console_log_dir, exist_ok=True)
 
+    notifier = systemd.Notifier()
     port = await LibvirtHypervisor.open(cfg.libvirt.uri, threads=cfg.libvirt.call_threads)
     bus = StatusBus()
     registry = VmRegistry(port, bus)
-    services = Services(registry, HostService(port, registry), bus, port, cfg.virt)
+    # Our own registry, never prometheus_client's global REGISTRY (tests run several daemons).
+    metrics_registry = CollectorRegistry(auto_describe=False)
+    instruments = Instruments(metrics_registry)
+    port.call_observer = instruments.libvirt_call
+    sampler = Sampler(
+        port,
+        interval_s=cfg.metrics.sample_interval_s,
+        timeout_s=cfg.metrics.sample_timeout_s,
+    )
+    metrics_registry.register(DomainStatsCollector(lambda: sampler.snapshot))
+    services = Services(
+        registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments
+    )
+    instruments.watch(
+        vm_statuses=lambda: [str(o.status) for o in registry.owners()],
+        libvirt_up=lambda: port.alive,
+        subscribers=lambda: bus.subscriber_count,
+    )
     # No access log: the per-verb line in api/rpc.py says more, once.
     runner = web.AppRunner(
-        create_app(services), shutdown_timeout=5, handle_signals=False, access_log=None
+        create_app(services, metrics_registry),
+        shutdown_timeout=5,
+        handle_signals=False,
+        access_log=None,
     )
     await runner.setup()
     exit_code = 0
@@ -120,7 +145,15 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             site = web.TCPSite(runner, cfg.rpc.host, cfg.rpc.port, reuse_address=True)
             await site.start()
             log.info("serving JSON-RPC on http://%s/jsonrpc", cfg.rpc.listen)
-            await recover(port, registry)
+            instruments.recovery_finished(await recover(port, registry))
+            background = [
+                tg.create_task(sampler.run(), name="metrics-sampler"),
+                tg.create_task(
+                    notifier.watchdog(lambda: services.ready and not registry_task.done()),
+                    name="systemd-watchdog",
+                ),
+            ]
+            notifier.ready(f"serving on {cfg.rpc.listen}")
             waiters = [asyncio.ensure_future(stop.wait())]
             if shutdown_trigger is not None:
                 waiters.append(asyncio.ensure_future(shutdown_trigger))
@@ -132,6 +165,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                     w.cancel()
             if registry_task.done():
                 registry_task.result()  # a crash: re-raise into the TaskGroup
+            notifier.stopping()
+            for task in background:
+                task.cancel()
             log.info("stopping: closing RPC")
             t = time.monotonic()
             await runner.cleanup()

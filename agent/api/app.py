@@ -1,4 +1,4 @@
-"""The aiohttp application: POST /jsonrpc, GET /healthz, /readyz and the /events WebSocket."""
+"""The aiohttp application: POST /jsonrpc, GET /healthz, /readyz, /metrics, /events WebSocket."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import weakref
 
 from aiohttp import WSCloseCode, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agent.api import methods
 from agent.api.context import Services
@@ -19,7 +20,9 @@ SERVICES = web.AppKey("services", Services)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
-def create_app(services: Services) -> web.Application:
+def create_app(
+    services: Services, metrics_registry: CollectorRegistry | None = None
+) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[SERVICES] = services
     app[SOCKETS] = weakref.WeakSet()
@@ -36,6 +39,15 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/events", events)
+    if metrics_registry is not None:
+        registry = metrics_registry
+
+        async def metrics(request: web.Request) -> web.Response:
+            # Reads the sampler's snapshot and in-memory counters only: never libvirt.
+            body = generate_latest(registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/metrics", metrics)
     app.on_shutdown.append(_close_sockets)
     return app
 
