@@ -25,9 +25,15 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class RpcConfig:
     listen: str = "127.0.0.1:54321"
+    # Local Unix socket (same HTTP endpoints; hvagent-client's default); "" disables it.
+    socket: str = "/run/hvagent/hvagent.sock"
+    # Group owning the socket (mode 0660); "" keeps the daemon's own group (root).
+    socket_group: str = ""
 
     def __post_init__(self) -> None:
         split_listen(self.listen)
+        if self.socket and not self.socket.startswith("/"):
+            raise ValueError("socket must be an absolute path or empty")
 
     @property
     def host(self) -> str:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import grp
 import logging
 import os
 import signal
+import socket
+import stat
 import sys
 import time
 import tomllib
@@ -145,6 +148,11 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             site = web.TCPSite(runner, cfg.rpc.host, cfg.rpc.port, reuse_address=True)
             await site.start()
             log.info("serving JSON-RPC on http://%s/jsonrpc", cfg.rpc.listen)
+            if cfg.rpc.socket:
+                await web.SockSite(
+                    runner, _unix_socket(cfg.rpc.socket, cfg.rpc.socket_group)
+                ).start()
+                log.info("serving JSON-RPC on unix socket %s", cfg.rpc.socket)
             instruments.recovery_finished(await recover(port, registry))
             background = [
                 tg.create_task(sampler.run(), name="metrics-sampler"),
@@ -181,10 +189,32 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         exit_code = 1
     finally:
         await runner.cleanup()
+        if cfg.rpc.socket:
+            with contextlib.suppress(OSError):
+                os.unlink(cfg.rpc.socket)
         t = time.monotonic()
         await port.close()
         log.info("libvirt closed in %.3f s; bye", time.monotonic() - t)
     return exit_code
+
+
+def _unix_socket(path: str, group: str) -> socket.socket:
+    """Bind the local RPC socket, mode 0660 and `group`, before it starts listening.
+
+    Nobody can connect before listen(), so the mode and group are in place first. A stale
+    socket file from a crashed run is replaced; any other file there is an error.
+    """
+    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise config.ConfigError(f"[rpc] socket: {path} exists and is not a socket")
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, 0o660)
+    if group:
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    return sock
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import weakref
@@ -39,6 +40,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/events", events)
+    app.router.add_get("/verbs", verbs)
     if metrics_registry is not None:
         registry = metrics_registry
 
@@ -54,6 +56,19 @@ def create_app(
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+def verb_table() -> dict[str, list[str]]:
+    """Every verb and its parameter names, from the running daemon's own method table."""
+    out = {}
+    for name, (fn, _) in sorted(methods.VERBS.items()):
+        params = list(inspect.signature(fn).parameters.values())[1:]  # drop `services`
+        out[name] = [p.name + ("" if p.default is p.empty else "?") for p in params]
+    return out
+
+
+async def verbs(request: web.Request) -> web.Response:
+    return web.json_response(verb_table())
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -72,7 +72,7 @@ def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Callable[..., Awaita
                 name,
                 vm,
                 start,
-                f"error {exc.code} ({exc.reason})",
+                f"error {exc.code} ({_loggable(exc)})",
                 logging.INFO if exc.expected else logging.ERROR,
                 outcome=f"error_{exc.code}",
             )
@@ -91,6 +91,14 @@ def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Callable[..., Awaita
     handler.__signature__ = _ANY_ARGS  # type: ignore[attr-defined]
     handler.__name__ = name
     return handler
+
+
+def _loggable(exc: errors.AgentError) -> str:
+    """The error's reason, except for bad input: validation messages may quote the value
+    (a password among them), so those log only the parameter's name."""
+    if isinstance(exc, errors.InvalidParams | errors.MissingParameter):
+        return f"param={exc.data.get('param', '?')}"
+    return exc.reason
 
 
 def _log_call(
