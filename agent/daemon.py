@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from agent import __version__, config, logs, systemd
 from agent.api.app import create_app
 from agent.api.context import Services
-from agent.metrics.collector import DomainStatsCollector
+from agent.metrics.collector import SampleAgeCollector
 from agent.metrics.instruments import Instruments
 from agent.metrics.sampler import Sampler
 from agent.runtime.bus import StatusBus
@@ -123,7 +123,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         interval_s=cfg.metrics.sample_interval_s,
         timeout_s=cfg.metrics.sample_timeout_s,
     )
-    metrics_registry.register(DomainStatsCollector(lambda: sampler.snapshot))
+    metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
     services = Services(
         registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments
     )
@@ -134,7 +134,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     )
     # No access log: the per-verb line in api/rpc.py says more, once.
     runner = web.AppRunner(
-        create_app(services, metrics_registry),
+        create_app(services, metrics_registry, lambda: sampler.rendered),
         shutdown_timeout=5,
         handle_signals=False,
         access_log=None,

@@ -7,6 +7,7 @@ import inspect
 import json
 import logging
 import weakref
+from collections.abc import Callable
 
 from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -22,8 +23,11 @@ SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
 def create_app(
-    services: Services, metrics_registry: CollectorRegistry | None = None
+    services: Services,
+    metrics_registry: CollectorRegistry | None = None,
+    prerendered: Callable[[], bytes] = bytes,
 ) -> web.Application:
+    """`prerendered()` returns exposition text appended to the registry's (per-VM stats)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[SERVICES] = services
     app[SOCKETS] = weakref.WeakSet()
@@ -46,7 +50,7 @@ def create_app(
 
         async def metrics(request: web.Request) -> web.Response:
             # Reads the sampler's snapshot and in-memory counters only: never libvirt.
-            body = generate_latest(registry)
+            body = generate_latest(registry) + prerendered()
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         app.router.add_get("/metrics", metrics)
