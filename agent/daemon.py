@@ -208,7 +208,13 @@ def _unix_socket(path: str, group: str) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise config.ConfigError(f"[rpc] socket: {path} exists and is not a socket")
-        os.unlink(path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # stale, from a run that crashed
+            else:
+                raise config.ConfigError(f"[rpc] socket: another process serves {path}")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     os.chmod(path, 0o660)

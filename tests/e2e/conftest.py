@@ -81,7 +81,7 @@ class Agent:
         self.listen = f"127.0.0.1:{free_port()}"
         self.config = tmp / "hvagent.toml"
         self.config.write_text(
-            f'[rpc]\nlisten = "{self.listen}"\n'
+            f'[rpc]\nlisten = "{self.listen}"\nsocket = "{tmp / "hvagent.sock"}"\n'
             f'[libvirt]\nuri = "{URI}"\n'
             f'[virt]\ndomain_type = "qemu"\nconsole_log_dir = "{self.console_dir}"\n'
         )
