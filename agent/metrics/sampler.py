@@ -4,7 +4,8 @@ Scrapes never call libvirt: they read the latest Snapshot. Each round is time-bo
 (`[metrics] sample_timeout_s`) and runs on the adapter's own small stats executor with
 VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, so a domain stuck in a QEMU monitor call can delay
 one round at most; it never blocks a scrape nor the verbs' libvirt threads. A round that
-times out keeps the previous snapshot and marks it `timed_out` (per VM in the scrape).
+times out keeps the previous snapshot and marks it `timed_out` (per VM in the scrape); the
+next round waits for that same call instead of queueing another one behind it.
 """
 
 from __future__ import annotations
@@ -39,13 +40,18 @@ class Sampler:
         self.snapshot = Snapshot(taken_at=0.0)
         # Exposition text of `snapshot`'s per-VM families, replaced after each round.
         self.rendered = b""
+        # A bulk-stats call still running from an earlier, timed-out round: awaited again
+        # rather than queueing another call behind a stuck domain.
+        self._inflight: asyncio.Future[list[DomainStats]] | None = None
 
     async def sample_once(self) -> Snapshot:
 
         start = time.monotonic()
         try:
+            if self._inflight is None or self._inflight.done():
+                self._inflight = asyncio.ensure_future(self._port.all_domain_stats())
             async with asyncio.timeout(self._timeout):
-                domains = await self._port.all_domain_stats()
+                domains = await asyncio.shield(self._inflight)
         except TimeoutError:
             log.warning("libvirt bulk stats took longer than %.1f s; keeping last", self._timeout)
             old = self.snapshot
@@ -58,11 +64,13 @@ class Sampler:
         return snap
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.sample_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # connection loss is handled by the registry
-                log.warning("libvirt bulk stats failed: %s", exc)
-            await asyncio.sleep(self._interval)
+        try:
+            while True:
+                try:
+                    await self.sample_once()
+                except Exception as exc:  # connection loss is handled by the registry
+                    log.warning("libvirt bulk stats failed: %s", exc)
+                await asyncio.sleep(self._interval)
+        finally:
+            if self._inflight is not None:
+                self._inflight.cancel()

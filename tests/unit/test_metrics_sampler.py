@@ -14,10 +14,13 @@ VM = uuid.uuid4()
 class Port:
     def __init__(self) -> None:
         self.hang = False
+        self.calls = 0
+        self.release = asyncio.Event()
 
     async def all_domain_stats(self) -> list[DomainStats]:
+        self.calls += 1
         if self.hang:
-            await asyncio.Event().wait()  # a domain stuck in a QEMU monitor call
+            await self.release.wait()  # a domain stuck in a QEMU monitor call
         return [DomainStats(VM, "demo", {"state.state": 1})]
 
 
@@ -32,3 +35,9 @@ async def test_stuck_round_keeps_previous_snapshot_flagged():
     assert second.timed_out and second.taken_at == first.taken_at
     assert second.domains == first.domains
     assert b"libvirt_domain_timed_out" in sampler.rendered and b"} 1.0" in sampler.rendered
+    # the next round waits for the same stuck call rather than queueing another
+    third = await sampler.sample_once()
+    assert third.timed_out and port.calls == 2
+    port.release.set()
+    fourth = await sampler.sample_once()
+    assert not fourth.timed_out and fourth.taken_at > first.taken_at and port.calls == 2
