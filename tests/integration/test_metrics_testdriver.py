@@ -83,7 +83,7 @@ async def test_scrape_reports_vms_the_test_created(fast_sampler, session, vircon
         async def sampled():
             s = await scrape(session, d.base)
             # a round may catch the domain defined but not yet started (state 5, shut off)
-            running = [x for x in labelled(s, "libvirt_domain_info_vstate", uuid=vm_id)]
+            running = labelled(s, "libvirt_domain_info_vstate", uuid=vm_id)
             return s if running and running[0].value == 1 else None
 
         s = await wait_for(sampled, 10)
