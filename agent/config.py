@@ -25,9 +25,15 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class RpcConfig:
     listen: str = "127.0.0.1:54321"
+    # Local Unix socket (same HTTP endpoints; hvagent-client's default); "" disables it.
+    socket: str = "/run/hvagent/hvagent.sock"
+    # Group owning the socket (mode 0660); "" keeps the daemon's own group (root).
+    socket_group: str = ""
 
     def __post_init__(self) -> None:
         split_listen(self.listen)
+        if self.socket and not self.socket.startswith("/"):
+            raise ValueError("socket must be an absolute path or empty")
 
     @property
     def host(self) -> str:
@@ -72,6 +78,20 @@ class VirtConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # Seconds between libvirt bulk-stats rounds (GET /metrics serves the latest round).
+    sample_interval_s: float = 15.0
+    # A round longer than this is abandoned; the previous numbers stay, flagged timed out.
+    sample_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.sample_interval_s <= 0:
+            raise ValueError("sample_interval_s must be positive")
+        if self.sample_timeout_s <= 0:
+            raise ValueError("sample_timeout_s must be positive")
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -105,6 +125,7 @@ class Config:
     virt: VirtConfig = field(default_factory=VirtConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     power: PowerConfig = field(default_factory=PowerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @classmethod
     def defaults(cls) -> Config:

@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import grp
 import logging
 import os
 import signal
+import socket
+import stat
 import sys
 import time
 import tomllib
@@ -24,10 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, logs
+from agent import __version__, config, logs, systemd
 from agent.api.app import create_app
 from agent.api.context import Services
+from agent.metrics.collector import SampleAgeCollector
+from agent.metrics.instruments import Instruments
+from agent.metrics.sampler import Sampler
 from agent.runtime.bus import StatusBus
 from agent.runtime.host import HostService
 from agent.runtime.recovery import recover
@@ -103,13 +110,34 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     )
     os.makedirs(cfg.virt.console_log_dir, exist_ok=True)
 
+    notifier = systemd.Notifier()
     port = await LibvirtHypervisor.open(cfg.libvirt.uri, threads=cfg.libvirt.call_threads)
     bus = StatusBus()
     registry = VmRegistry(port, bus, power_config=cfg.power)
-    services = Services(registry, HostService(port, registry), bus, port, cfg.virt)
+    # Our own registry, never prometheus_client's global REGISTRY (tests run several daemons).
+    metrics_registry = CollectorRegistry(auto_describe=False)
+    instruments = Instruments(metrics_registry)
+    port.call_observer = instruments.libvirt_call
+    sampler = Sampler(
+        port,
+        interval_s=cfg.metrics.sample_interval_s,
+        timeout_s=cfg.metrics.sample_timeout_s,
+    )
+    metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
+    services = Services(
+        registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments
+    )
+    instruments.watch(
+        vm_statuses=lambda: [str(o.status) for o in registry.owners()],
+        libvirt_up=lambda: port.alive,
+        subscribers=lambda: bus.subscriber_count,
+    )
     # No access log: the per-verb line in api/rpc.py says more, once.
     runner = web.AppRunner(
-        create_app(services), shutdown_timeout=5, handle_signals=False, access_log=None
+        create_app(services, metrics_registry, lambda: sampler.rendered),
+        shutdown_timeout=5,
+        handle_signals=False,
+        access_log=None,
     )
     await runner.setup()
     exit_code = 0
@@ -120,7 +148,20 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             site = web.TCPSite(runner, cfg.rpc.host, cfg.rpc.port, reuse_address=True)
             await site.start()
             log.info("serving JSON-RPC on http://%s/jsonrpc", cfg.rpc.listen)
-            await recover(port, registry)
+            if cfg.rpc.socket:
+                await web.SockSite(
+                    runner, _unix_socket(cfg.rpc.socket, cfg.rpc.socket_group)
+                ).start()
+                log.info("serving JSON-RPC on unix socket %s", cfg.rpc.socket)
+            instruments.recovery_finished(await recover(port, registry))
+            background = [
+                tg.create_task(sampler.run(), name="metrics-sampler"),
+                tg.create_task(
+                    notifier.watchdog(lambda: services.ready and not registry_task.done()),
+                    name="systemd-watchdog",
+                ),
+            ]
+            notifier.ready(f"serving on {cfg.rpc.listen}")
             waiters = [asyncio.ensure_future(stop.wait())]
             if shutdown_trigger is not None:
                 waiters.append(asyncio.ensure_future(shutdown_trigger))
@@ -132,6 +173,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                     w.cancel()
             if registry_task.done():
                 registry_task.result()  # a crash: re-raise into the TaskGroup
+            notifier.stopping()
+            for task in background:
+                task.cancel()
             log.info("stopping: closing RPC")
             t = time.monotonic()
             await runner.cleanup()
@@ -145,10 +189,38 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         exit_code = 1
     finally:
         await runner.cleanup()
+        if cfg.rpc.socket:
+            with contextlib.suppress(OSError):
+                os.unlink(cfg.rpc.socket)
         t = time.monotonic()
         await port.close()
         log.info("libvirt closed in %.3f s; bye", time.monotonic() - t)
     return exit_code
+
+
+def _unix_socket(path: str, group: str) -> socket.socket:
+    """Bind the local RPC socket, mode 0660 and `group`, before it starts listening.
+
+    Nobody can connect before listen(), so the mode and group are in place first. A stale
+    socket file from a crashed run is replaced; any other file there is an error.
+    """
+    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise config.ConfigError(f"[rpc] socket: {path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # stale, from a run that crashed
+            else:
+                raise config.ConfigError(f"[rpc] socket: another process serves {path}")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, 0o660)
+    if group:
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    return sock
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

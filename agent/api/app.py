@@ -1,13 +1,16 @@
-"""The aiohttp application: POST /jsonrpc, GET /healthz, /readyz and the /events WebSocket."""
+"""The aiohttp application: POST /jsonrpc, GET /healthz, /readyz, /metrics, /events WebSocket."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import weakref
+from collections.abc import Callable
 
 from aiohttp import WSCloseCode, web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agent.api import methods
 from agent.api.context import Services
@@ -19,7 +22,12 @@ SERVICES = web.AppKey("services", Services)
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
-def create_app(services: Services) -> web.Application:
+def create_app(
+    services: Services,
+    metrics_registry: CollectorRegistry | None = None,
+    prerendered: Callable[[], bytes] = bytes,
+) -> web.Application:
+    """`prerendered()` returns exposition text appended to the registry's (per-VM stats)."""
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[SERVICES] = services
     app[SOCKETS] = weakref.WeakSet()
@@ -36,12 +44,35 @@ def create_app(services: Services) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/events", events)
+    app.router.add_get("/verbs", verbs)
+    if metrics_registry is not None:
+        registry = metrics_registry
+
+        async def metrics(request: web.Request) -> web.Response:
+            # Reads the sampler's snapshot and in-memory counters only: never libvirt.
+            body = generate_latest(registry) + prerendered()
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.router.add_get("/metrics", metrics)
     app.on_shutdown.append(_close_sockets)
     return app
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+def verb_table() -> dict[str, list[str]]:
+    """Every verb and its parameter names, from the running daemon's own method table."""
+    out = {}
+    for name, (fn, _) in sorted(methods.VERBS.items()):
+        params = list(inspect.signature(fn).parameters.values())[1:]  # drop `services`
+        out[name] = [p.name + ("" if p.default is p.empty else "?") for p in params]
+    return out
+
+
+async def verbs(request: web.Request) -> web.Response:
+    return web.json_response(verb_table())
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from agent.config import VirtConfig
 from agent.runtime.bus import StatusBus
@@ -18,6 +19,8 @@ class Services:
     bus: StatusBus
     port: Hypervisor
     virt: VirtConfig
+    # agent.metrics.instruments.Instruments; None in tests that build Services by hand.
+    metrics: Any = None
 
     @property
     def ready(self) -> bool:

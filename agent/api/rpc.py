@@ -68,19 +68,24 @@ def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Callable[..., Awaita
             result = await fn(*bound.args, **bound.kwargs)
         except errors.AgentError as exc:
             _log_call(
+                services,
                 name,
                 vm,
                 start,
-                f"error {exc.code} ({exc.reason})",
+                f"error {exc.code} ({_loggable(exc)})",
                 logging.INFO if exc.expected else logging.ERROR,
+                outcome=f"error_{exc.code}",
             )
             return Error(exc.code, exc.message, exc.data)
         except Exception:
             error_id = uuid.uuid4().hex[:12]
             log.exception("%s failed unexpectedly, error_id=%s", name, error_id)
-            _log_call(name, vm, start, f"internal error {error_id}", logging.ERROR)
+            _log_call(
+                services, name, vm, start, f"internal error {error_id}", logging.ERROR,
+                outcome="internal_error",
+            )  # fmt: skip
             return Error(-32603, "Internal error", {"error_id": error_id})
-        _log_call(name, vm, start, "ok", logging.INFO)
+        _log_call(services, name, vm, start, "ok", logging.INFO, outcome="ok")
         return Success(True if result is None else result)
 
     handler.__signature__ = _ANY_ARGS  # type: ignore[attr-defined]
@@ -88,10 +93,30 @@ def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Callable[..., Awaita
     return handler
 
 
-def _log_call(name: str, vm: str | None, start: float, outcome: str, level: int) -> None:
-    log.log(
-        level, "%s vm=%s %s in %.1f ms", name, vm or "-", outcome, (time.monotonic() - start) * 1000
-    )
+def _loggable(exc: errors.AgentError) -> str:
+    """The error's reason, except for bad input: validation messages may quote the value
+    (a password among them), so those log only the parameter's name."""
+    if isinstance(exc, errors.InvalidParams | errors.MissingParameter):
+        return f"param={exc.data.get('param', '?')}"
+    return exc.reason
+
+
+def _log_call(
+    services: Services,
+    name: str,
+    vm: str | None,
+    start: float,
+    text: str,
+    level: int,
+    *,
+    outcome: str,
+) -> None:
+    """One line per verb: method, VM, outcome, duration. Never parameter values."""
+    elapsed = time.monotonic() - start
+    log.log(level, "%s vm=%s %s in %.1f ms", name, vm or "-", text, elapsed * 1000)
+    metrics = getattr(services, "metrics", None)  # unit tests hand in bare namespaces
+    if metrics is not None:
+        metrics.rpc_finished(name, outcome, elapsed)
 
 
 def validate_request(request: Any) -> Any:

@@ -15,6 +15,7 @@ import asyncio
 import functools
 import logging
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ from agent.virt.port import (
     ConnectionLost,
     DomainEvent,
     DomainRecord,
+    DomainStats,
     EventKind,
     HostFacts,
     PowerMethod,
@@ -73,6 +75,11 @@ class LibvirtHypervisor:
         self._queue: asyncio.Queue[DomainEvent | ConnectionLost] = asyncio.Queue()
         self._callback_ids: list[int] = []
         self._alive = True
+        # Bulk stats for metrics run on their own threads: a domain stuck in a QEMU monitor
+        # call may hold one of these, never the verbs' pool.
+        self._stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="libvirt-stats")
+        # Set by the daemon: called with (call name, seconds) after every libvirt call.
+        self.call_observer: Callable[[str, float], None] | None = None
 
     @classmethod
     async def open(cls, uri: str, *, threads: int = 8) -> LibvirtHypervisor:
@@ -98,7 +105,34 @@ class LibvirtHypervisor:
         and its result is dropped. Callers add `asyncio.timeout` where libvirt may block long.
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        if self.call_observer is None:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        start = time.monotonic()
+        try:
+            return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        finally:
+            self.call_observer(name, time.monotonic() - start)
+
+    async def all_domain_stats(self) -> list[DomainStats]:
+        """virConnectGetAllDomainStats with NOWAIT (where supported) on the stats executor."""
+
+        def work() -> list[DomainStats]:
+            flags = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
+            try:
+                raw = self._conn.getAllDomainStats(0, flags)
+            except libvirt.libvirtError:
+                if not flags:
+                    raise
+                raw = self._conn.getAllDomainStats(0, 0)  # NOWAIT unsupported by this driver
+            return [DomainStats(uuid.UUID(d.UUIDString()), d.name(), dict(s)) for d, s in raw]
+
+        loop = asyncio.get_running_loop()
+        start = time.monotonic()
+        try:
+            return await loop.run_in_executor(self._stats_pool, work)
+        finally:
+            if self.call_observer is not None:
+                self.call_observer("getAllDomainStats", time.monotonic() - start)
 
     async def _lookup(self, vm_id: uuid.UUID) -> libvirt.virDomain:
         try:
@@ -342,6 +376,7 @@ class LibvirtHypervisor:
         self._alive = False
         await self._call("close", self._conn.close)
         self._pool.shutdown(wait=False)
+        self._stats_pool.shutdown(wait=False)
         if _aio_impl is not None:
             await _aio_impl.drain()
         log.info("libvirt connection closed")

@@ -88,6 +88,15 @@ class HostFacts:
     hypervisor_type: str  # "QEMU", "Test"
 
 
+@dataclass(frozen=True)
+class DomainStats:
+    """One domain's libvirt bulk stats (virConnectGetAllDomainStats keys, e.g. "vcpu.0.time")."""
+
+    vm_id: uuid.UUID
+    name: str
+    stats: dict[str, int | float | str]
+
+
 class ConnectionLost(Exception):
     """Raised by `events()` when the libvirt connection closed underneath us."""
 
@@ -121,6 +130,10 @@ class Hypervisor(Protocol):
         """Replace hvagent's metadata element, live and persistent as applicable."""
 
     async def host_facts(self) -> HostFacts: ...
+
+    async def all_domain_stats(self) -> list[DomainStats]:
+        """Bulk stats of every domain, taken on a separate small executor (never blocks verbs)."""
+        ...
 
     def events(self) -> AsyncIterator[DomainEvent]: ...
 

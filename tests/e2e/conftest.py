@@ -81,9 +81,10 @@ class Agent:
         self.listen = f"127.0.0.1:{free_port()}"
         self.config = tmp / "hvagent.toml"
         self.config.write_text(
-            f'[rpc]\nlisten = "{self.listen}"\n'
+            f'[rpc]\nlisten = "{self.listen}"\nsocket = "{tmp / "hvagent.sock"}"\n'
             f'[libvirt]\nuri = "{URI}"\n'
             f'[virt]\ndomain_type = "qemu"\nconsole_log_dir = "{self.console_dir}"\n'
+            "[metrics]\nsample_interval_s = 1.0\n"
         )
         self.log = tmp / "hvagent.log"
         self.base = f"http://{self.listen}"

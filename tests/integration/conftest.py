@@ -25,7 +25,9 @@ def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
     base = config.Config.defaults()
     return dataclasses.replace(
         base,
-        rpc=config.RpcConfig(listen=f"127.0.0.1:{free_port()}"),
+        rpc=config.RpcConfig(
+            listen=f"127.0.0.1:{free_port()}", socket=str(tmp_path / "hvagent.sock")
+        ),
         libvirt=config.LibvirtConfig(uri=uri or f"test://{NODE_XML}"),
         virt=config.VirtConfig(domain_type="kvm", console_log_dir=str(tmp_path / "console")),
     )

@@ -1,0 +1,168 @@
+"""hvagent-client: call hvagent's verbs from a shell, in the style of vdsm-client.
+
+    hvagent-client [--url URL | --socket PATH] [--timeout S] Namespace verb [name=value ...]
+    hvagent-client [...] Namespace verb -f params.json
+    hvagent-client [...] events
+
+Values are read as JSON where they parse (`memSize=256`, `vmParams={"vmId": ...}`), else as
+strings (`vmID=6f5c...`). The result is printed as JSON; an error prints its code, message and
+data on stderr and exits 1 (2 for usage errors, 3 when hvagent cannot be reached).
+`events` prints every notification from /events, one JSON object per line, until Ctrl-C.
+The default transport is the daemon's local Unix socket ([rpc] socket); `--url` uses HTTP.
+`--help` lists the verbs the running daemon serves (GET /verbs); when it cannot be reached,
+the verb table of the installed hvagent package is shown instead, marked as such.
+
+This module never imports libvirt: it only speaks HTTP to the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+DEFAULT_SOCKET = "/run/hvagent/hvagent.sock"
+EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+
+
+class Usage(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hvagent-client",
+        description="Call hvagent JSON-RPC verbs: hvagent-client Namespace verb name=value ...",
+        add_help=False,
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--url", help="HTTP base URL, e.g. http://127.0.0.1:54321")
+    where.add_argument("--socket", help=f"Unix socket path (default {DEFAULT_SOCKET})")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    p.add_argument("-f", "--file", type=Path, help="read the params as a JSON object from FILE")
+    p.add_argument("-h", "--help", action="store_true", help="show this help and the verbs")
+    p.add_argument("namespace", nargs="?", help="Host, VM, ... or 'events'")
+    p.add_argument("verb", nargs="?")
+    p.add_argument("params", nargs="*", metavar="name=value")
+    return p
+
+
+def parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def build_params(pairs: list[str], file: Path | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if file is not None:
+        data = json.loads(sys.stdin.read() if str(file) == "-" else file.read_text())
+        if not isinstance(data, dict):
+            raise Usage(f"{file}: expected a JSON object of params")
+        params.update(data)
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise Usage(f"expected name=value, got {pair!r}")
+        params[name] = parse_value(raw)
+    return params
+
+
+class Client:
+    def __init__(self, url: str | None, sock: str | None, timeout: float) -> None:
+        self.base = (url or "http://hvagent").rstrip("/")
+        connector = None if url else aiohttp.UnixConnector(path=sock or DEFAULT_SOCKET)
+        self.session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        async with self.session.post(f"{self.base}/jsonrpc", json=body) as r:
+            return await r.json(content_type=None)
+
+    async def verbs(self) -> dict[str, list[str]]:
+        async with self.session.get(f"{self.base}/verbs") as r:
+            r.raise_for_status()
+            return await r.json()
+
+    async def events(self) -> None:
+        async with self.session.ws_connect(f"{self.base}/events", timeout=None) as ws:
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    print(msg.data, flush=True)
+
+
+def _local_verbs() -> dict[str, list[str]]:
+    from agent.api.app import verb_table  # the installed package's table (no libvirt)
+
+    return verb_table()
+
+
+def _help_text(parser: argparse.ArgumentParser, verbs: dict[str, list[str]], source: str) -> str:
+    lines = [parser.format_help(), f"verbs ({source}):"]
+    for name, params in verbs.items():
+        ns, _, verb = name.partition(".")
+        lines.append(f"  {ns} {verb} " + " ".join(f"{p}=..." for p in params))
+    lines.append("  events   (follow VM status notifications)")
+    return "\n".join(lines)
+
+
+async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    client = Client(args.url, args.socket, args.timeout)
+    try:
+        if args.help or not args.namespace:
+            try:
+                verbs, source = await client.verbs(), "from the running hvagent"
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                verbs, source = _local_verbs(), "hvagent not reachable: installed package's"
+            print(_help_text(parser, verbs, source))
+            return 0 if args.help else EXIT_USAGE
+        if args.namespace == "events":
+            await client.events()
+            return 0
+        if not args.verb:
+            raise Usage("missing verb: hvagent-client Namespace verb name=value ...")
+        params = build_params(args.params, args.file)
+        reply = await client.call(f"{args.namespace}.{args.verb}", params)
+    finally:
+        await client.close()
+    if "error" in reply:
+        err = reply["error"]
+        print(f"error {err.get('code')}: {err.get('message')}", file=sys.stderr)
+        if err.get("data"):
+            print(json.dumps(err["data"], indent=2, sort_keys=True), file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(reply.get("result"), indent=2, sort_keys=True))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_run(args, parser))
+    except Usage as exc:
+        print(f"hvagent-client: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        where = args.url or args.socket or DEFAULT_SOCKET
+        print(f"hvagent-client: cannot reach hvagent at {where}: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

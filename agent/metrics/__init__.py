@@ -1,0 +1,1 @@
+"""Prometheus metrics: libvirt bulk-stats sampler, its collector, hvagent's own instruments."""

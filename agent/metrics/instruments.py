@@ -1,0 +1,142 @@
+"""hvagent's own instruments, on a CollectorRegistry the daemon creates (never the global one).
+
+API for the parts that record (wired by their owners):
+- `rpc_finished(method, outcome, duration_s)`: api/rpc.py, once per verb call.
+- `libvirt_call(call, duration_s)`: virt/adapter.py `call_observer`.
+- `recovery_finished(duration_s)`: the daemon, after startup recovery.
+- `power_operation_started()` / `power_operation_finished(kind, outcome, stage, duration_s)`:
+  power operations (kind e.g. shutdown|reboot; outcome ok|failed|gave_up; stage the last
+  step taken: agent|acpi|forced).
+- `console_session_opened(vm, console)` / `console_session_closed(vm, console)`,
+  `console_ticket_set(vm, console, expiry_epoch_s)` / `console_ticket_cleared(vm, console)`.
+Gauges read at collect time (hvagent_vms, hvagent_libvirt_up, hvagent_events_subscribers)
+come from the callables handed to `watch()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter as _Counter
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+_FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_SLOW = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class Instruments:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.rpc_requests = Counter(
+            "hvagent_rpc_requests", "JSON-RPC verb calls", ["method", "outcome"], registry=r
+        )
+        self.rpc_duration = Histogram(
+            "hvagent_rpc_duration_seconds", "JSON-RPC verb duration", ["method"],
+            buckets=_FAST, registry=r,
+        )  # fmt: skip
+        self.power_operations = Counter(
+            "hvagent_power_operations",
+            "Finished power operations by kind, outcome and last stage (agent, acpi, forced)",
+            ["kind", "outcome", "stage"],
+            registry=r,
+        )
+        self.power_duration = Histogram(
+            "hvagent_power_operation_duration_seconds", "Power operation duration",
+            buckets=_SLOW, registry=r,
+        )  # fmt: skip
+        self.pending_power = Gauge(
+            "hvagent_pending_power_operations", "Power operations in progress", registry=r
+        )
+        self.console_sessions = Gauge(
+            "hvagent_console_sessions", "Open console sessions", ["vm", "console"], registry=r
+        )
+        self.ticket_expiry = Gauge(
+            "hvagent_console_ticket_expiry_timestamp_seconds",
+            "When the console ticket expires (Unix time)",
+            ["vm", "console"],
+            registry=r,
+        )
+        self.libvirt_calls = Histogram(
+            "hvagent_libvirt_call_duration_seconds", "libvirt call duration", ["call"],
+            buckets=_FAST, registry=r,
+        )  # fmt: skip
+        self.recovery_duration = Gauge(
+            "hvagent_recovery_duration_seconds", "Duration of the last startup recovery",
+            registry=r,
+        )  # fmt: skip
+        self._registry = r
+
+    # -- recording --------------------------------------------------------------------------
+
+    def rpc_finished(self, method: str, outcome: str, duration_s: float) -> None:
+        self.rpc_requests.labels(method, outcome).inc()
+        self.rpc_duration.labels(method).observe(duration_s)
+
+    def libvirt_call(self, call: str, duration_s: float) -> None:
+        self.libvirt_calls.labels(call).observe(duration_s)
+
+    def recovery_finished(self, duration_s: float) -> None:
+        self.recovery_duration.set(duration_s)
+
+    def power_operation_started(self) -> None:
+        self.pending_power.inc()
+
+    def power_operation_finished(
+        self, kind: str, outcome: str, stage: str, duration_s: float
+    ) -> None:
+        self.pending_power.dec()
+        self.power_operations.labels(kind, outcome, stage).inc()
+        self.power_duration.observe(duration_s)
+
+    def console_session_opened(self, vm: str, console: str) -> None:
+        self.console_sessions.labels(vm, console).inc()
+
+    def console_session_closed(self, vm: str, console: str) -> None:
+        self.console_sessions.labels(vm, console).dec()
+
+    def console_ticket_set(self, vm: str, console: str, expiry_epoch_s: float) -> None:
+        self.ticket_expiry.labels(vm, console).set(expiry_epoch_s)
+
+    def console_ticket_cleared(self, vm: str, console: str) -> None:
+        with contextlib.suppress(KeyError):
+            self.ticket_expiry.remove(vm, console)
+
+    # -- read at collect time -----------------------------------------------------------------
+
+    def watch(
+        self,
+        *,
+        vm_statuses: Callable[[], Iterable[str]],
+        libvirt_up: Callable[[], bool],
+        subscribers: Callable[[], int],
+    ) -> None:
+        self._registry.register(_Live(vm_statuses, libvirt_up, subscribers))
+
+
+STATUSES = ("WaitForLaunch", "Up", "Paused", "Down")
+
+
+class _Live(Collector):
+    def __init__(self, statuses, libvirt_up, subscribers) -> None:  # type: ignore[no-untyped-def]
+        self._statuses = statuses
+        self._up = libvirt_up
+        self._subs = subscribers
+
+    def describe(self):  # type: ignore[no-untyped-def]
+        return []  # no collect() at registration time
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        vms = GaugeMetricFamily("hvagent_vms", "VMs known to hvagent by status", labels=["status"])
+        counts = _Counter(self._statuses())
+        for status in (*STATUSES, *sorted(set(counts) - set(STATUSES))):
+            vms.add_metric([status], counts.get(status, 0))
+        yield vms
+        yield GaugeMetricFamily(
+            "hvagent_libvirt_up", "1 while the libvirt connection is alive", value=int(self._up())
+        )
+        yield GaugeMetricFamily(
+            "hvagent_events_subscribers", "Open /events WebSockets", value=self._subs()
+        )
