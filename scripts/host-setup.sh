@@ -79,7 +79,7 @@ user = "root"
 group = "root"
 dynamic_ownership = 0
 security_driver = "none"
-# SPICE TLS with the test CA above; hvagent's [consoles] spice_tls must say the same.
+# SPICE TLS with the test CA above; hvagent's [virt] spice_tls must say the same.
 spice_tls = 1
 spice_tls_x509_cert_dir = "$SPICE_PKI"
 EOF
