@@ -113,11 +113,11 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     notifier = systemd.Notifier()
     port = await LibvirtHypervisor.open(cfg.libvirt.uri, threads=cfg.libvirt.call_threads)
     bus = StatusBus()
-    registry = VmRegistry(port, bus, power_config=cfg.power)
     # Our own registry, never prometheus_client's global REGISTRY (tests run several daemons).
     metrics_registry = CollectorRegistry(auto_describe=False)
     instruments = Instruments(metrics_registry)
     port.call_observer = instruments.libvirt_call
+    registry = VmRegistry(port, bus, power_config=cfg.power, observer=instruments)
     sampler = Sampler(
         port,
         interval_s=cfg.metrics.sample_interval_s,

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from agent import consoles, domxml, errors, power
 from agent.clock import Clock, RealClock
@@ -98,6 +98,16 @@ class _Destroy:
 _Item = _Launch | _Destroy | PowerCommand | DomainEvent
 
 
+class PowerObserver(Protocol):
+    """Who counts power operations (metrics.instruments.Instruments)."""
+
+    def power_operation_started(self) -> None: ...
+
+    def power_operation_finished(
+        self, kind: str, outcome: str, stage: str, duration_s: float
+    ) -> None: ...
+
+
 class VmOwner:
     """State and serialised handling of one VM. Built and supervised by the registry."""
 
@@ -111,8 +121,12 @@ class VmOwner:
         exit_info: ExitInfo | None = None,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
+        observer: PowerObserver | None = None,
     ) -> None:
         self.vm_id = facts.vm_id
+        self._observer = observer
+        self._op_began: float | None = None  # monotonic; set while an operation is counted
+        self._op_stage = ""  # the last stage the operation ran, for the metrics label
         self.facts = facts
         self.consoles = facts.consoles  # ports as last read from libvirt's live XML
         self.external = facts.metadata is None
@@ -145,13 +159,14 @@ class VmOwner:
         *,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
+        observer: PowerObserver | None = None,
     ) -> VmOwner:
         """An owner for a domain found in libvirt (recovery or a domain defined outside).
 
         A power operation recorded in the metadata of a running domain is resumed by `run`
         with the time that remains until its persisted deadlines.
         """
-        kw: dict[str, Any] = {"power_config": power_config, "clock": clock}
+        kw: dict[str, Any] = {"power_config": power_config, "clock": clock, "observer": observer}
         if state is DomainState.SHUTOFF:
             recorded = facts.metadata.exit if facts.metadata else None
             exit_info = recorded or exit_for_stop(cause, None)
@@ -306,6 +321,7 @@ class VmOwner:
         if cmd.kind is power.Kind.SHUTDOWN:
             self._stop_reason = ExitReason.ADMIN_SHUTDOWN
         cmd.done.set_result(None)  # accepted: the verb answers true now
+        self._op_counted_start()
         await self._op_step(self._op.start(self._clock.time()))
 
     async def _resume_op(self) -> None:
@@ -318,7 +334,20 @@ class VmOwner:
             self._op.stage,
             self._op.to_metadata().get("stageDeadline"),
         )
+        self._op_counted_start()
         await self._op_step(self._op.resume(self._clock.time()))
+
+    def _op_counted_start(self) -> None:
+        if self._observer is not None and self._op_began is None:
+            self._observer.power_operation_started()
+        self._op_began = time.monotonic()
+
+    def _op_counted_end(self, op: power.PowerOperation, outcome: power.Outcome) -> None:
+        if self._observer is not None and self._op_began is not None:
+            self._observer.power_operation_finished(
+                str(op.plan.kind), str(outcome), self._op_stage, time.monotonic() - self._op_began
+            )
+        self._op_began = None
 
     async def _op_step(self, step: power.Step) -> None:
         """Persist, publish, then execute one Step of the power operation (and its follow-ups)."""
@@ -326,6 +355,8 @@ class VmOwner:
         if op is None:
             return
         while True:
+            if op.stage is not power.Stage.ENDED:
+                self._op_stage = str(op.stage)
             if step.reason:
                 level = logging.WARNING if step.escalated else logging.INFO
                 if step.outcome in (power.Outcome.GAVE_UP, power.Outcome.FAILED):
@@ -348,6 +379,7 @@ class VmOwner:
             }
             if step.outcome is not None:
                 self._op_info["outcome"] = str(step.outcome)
+                self._op_counted_end(op, step.outcome)
                 if step.outcome in (power.Outcome.GAVE_UP, power.Outcome.FAILED):
                     self._stop_reason = None  # a later stop is the guest's own doing
                     # back to what it was before the operation (Up, or Paused with force)
@@ -397,6 +429,7 @@ class VmOwner:
         if self._op is not None and self._op.running:
             log.info("%s cancelled: %s", self._op.plan.kind, why)
             self._op.outcome = power.Outcome.STOPPED
+            self._op_counted_end(self._op, power.Outcome.STOPPED)
             self._meta = replace(self._meta, operation=None)
         self._op = None
 

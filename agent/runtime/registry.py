@@ -21,7 +21,7 @@ from agent.config import PowerConfig
 from agent.domxml import live, redact
 from agent.domxml.launch import Launch
 from agent.runtime.bus import StatusBus
-from agent.runtime.owner import VmOwner
+from agent.runtime.owner import PowerObserver, VmOwner
 from agent.status import VmStatus
 from agent.virt.port import DomainEvent, DomainRecord, EventKind, Hypervisor
 
@@ -36,10 +36,15 @@ class VmRegistry:
         *,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
+        observer: PowerObserver | None = None,
     ) -> None:
         self._port = port
         self._bus = bus
-        self._owner_kw: dict[str, Any] = {"power_config": power_config, "clock": clock}
+        self._owner_kw: dict[str, Any] = {
+            "power_config": power_config,
+            "clock": clock,
+            "observer": observer,
+        }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None
         self._started = asyncio.Event()

@@ -24,7 +24,9 @@ CFG = PowerConfig(agent_command_timeout_s=0.05)
 
 
 class Rig:
-    def __init__(self, guest: FakeGuest, *, acpi: bool = True, status=VmStatus.UP) -> None:
+    def __init__(
+        self, guest: FakeGuest, *, acpi: bool = True, status=VmStatus.UP, observer=None
+    ) -> None:
         self.clock = FakeClock()
         self.t0 = self.clock.t
         self.port = FakeHypervisor(self.clock)
@@ -33,7 +35,13 @@ class Rig:
         self.events = self.bus.subscribe()
         self.facts = DomainFacts(VM, "vm", "qemu", acpi, 1, 64, VmMetadata())
         self.owner = VmOwner(
-            self.port, self.bus, self.facts, status, power_config=CFG, clock=self.clock
+            self.port,
+            self.bus,
+            self.facts,
+            status,
+            power_config=CFG,
+            clock=self.clock,
+            observer=observer,
         )
         self._attach(self.owner)
 
@@ -260,3 +268,37 @@ async def test_paused_vm_whose_destroy_fails_stays_paused():
     assert [s for s, _ in seen] == ["Powering down", "Paused"]
     assert seen[-1][1]["powerOperation"]["outcome"] == "failed"
     await rig.kill()
+
+
+async def test_power_operations_are_counted_in_metrics():
+    from prometheus_client import CollectorRegistry
+
+    from agent.metrics.instruments import Instruments
+
+    reg = CollectorRegistry(auto_describe=False)
+    metrics = Instruments(reg)
+
+    def value(name, **labels):
+        return reg.get_sample_value(name, labels) or 0.0
+
+    forced = Rig(FakeGuest(), observer=metrics)
+    await forced.shutdown(timeout_s=5, force=True)
+    assert value("hvagent_pending_power_operations") == 1
+    await forced.clock.advance(5)
+    assert forced.owner.status is VmStatus.DOWN
+    await forced.kill()
+    gave_up = Rig(FakeGuest(), observer=metrics)
+    await gave_up.shutdown(timeout_s=5)
+    await gave_up.clock.advance(6)
+    await gave_up.kill()
+
+    assert value("hvagent_pending_power_operations") == 0
+    assert (
+        value("hvagent_power_operations_total", kind="shutdown", outcome="forced", stage="force")
+        == 1
+    )
+    assert (
+        value("hvagent_power_operations_total", kind="shutdown", outcome="gave-up", stage="acpi")
+        == 1
+    )
+    assert value("hvagent_power_operation_duration_seconds_count") == 2
