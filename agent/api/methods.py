@@ -27,6 +27,7 @@ VERBS: dict[str, tuple[Verb, bool]] = {
     "VM.shutdown": (vm.shutdown, True),
     "VM.reset": (vm.reset, True),
     "VM.setDestroyOnReboot": (vm.set_destroy_on_reboot, True),
+    "VM.setTicket": (vm.set_ticket, True),
 }
 
 

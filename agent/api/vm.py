@@ -6,11 +6,12 @@ import math
 import re
 from typing import Any
 
-from agent import errors, power
+from agent import consoles, errors, power
 from agent.api.context import Services
 from agent.domxml import launch
+from agent.logs import Secret
 from agent.params import parse_uuid
-from agent.runtime.owner import PowerCommand
+from agent.runtime.owner import PowerCommand, TicketCommand
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
@@ -98,4 +99,41 @@ async def reset(services: Services, vmID: Any) -> bool:
 
 async def set_destroy_on_reboot(services: Services, vmID: Any) -> bool:
     await services.registry.get(parse_uuid(vmID, "vmID")).power(PowerCommand("destroy-on-reboot"))
+    return True
+
+
+async def set_ticket(
+    services: Services,
+    vmID: Any,
+    password: Any,
+    ttl: Any,
+    existingConnAction: Any = None,
+    params: Any = None,
+    graphicsType: Any = None,
+) -> bool:
+    """Set the console password; ttl > 0 expires it ttl seconds from now, ttl <= 0 never."""
+    vm_id = parse_uuid(vmID, "vmID")
+    if not isinstance(password, str):
+        raise errors.InvalidParams("password must be a string", param="password")
+    secret = Secret(password)
+    if isinstance(ttl, bool) or not (
+        isinstance(ttl, int) or (isinstance(ttl, str) and re.fullmatch(r"-?\d+", ttl))
+    ):
+        raise errors.InvalidParams("ttl must be an integer (seconds)", param="ttl")
+    actions = [str(a) for a in consoles.ConnAction]
+    if existingConnAction is not None and existingConnAction not in actions:
+        raise errors.InvalidParams(
+            f"existingConnAction must be one of {', '.join(actions)}", param="existingConnAction"
+        )
+    if graphicsType not in (None, "spice", "vnc"):
+        raise errors.InvalidParams("graphicsType must be spice or vnc", param="graphicsType")
+    if params is not None and not isinstance(params, dict):
+        raise errors.InvalidParams("params must be an object", param="params")
+    cmd = TicketCommand(
+        secret,
+        int(ttl),
+        consoles.ConnAction(existingConnAction) if existingConnAction else None,
+        graphicsType,
+    )
+    await services.registry.get(vm_id).set_ticket(cmd)
     return True

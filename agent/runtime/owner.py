@@ -25,7 +25,7 @@ from agent.config import PowerConfig
 from agent.domxml import metadata, to_string
 from agent.domxml.live import DomainFacts
 from agent.domxml.metadata import VmMetadata
-from agent.logs import vm_id_var
+from agent.logs import Secret, vm_id_var
 from agent.runtime.bus import StatusBus
 from agent.status import ExitInfo, ExitReason, VmStatus
 from agent.virt.port import (
@@ -95,7 +95,20 @@ class _Destroy:
     )
 
 
-_Item = _Launch | _Destroy | PowerCommand | DomainEvent
+@dataclass
+class TicketCommand:
+    """VM.setTicket: a console password with its expiry."""
+
+    password: Secret
+    ttl_s: int
+    conn_action: consoles.ConnAction | None = None
+    graphics_type: str | None = None  # None: the first console, as VDSM
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+_Item = _Launch | _Destroy | PowerCommand | TicketCommand | DomainEvent
 
 
 class PowerObserver(Protocol):
@@ -223,6 +236,13 @@ class VmOwner:
                 await self._on_event(item)
             elif isinstance(item, _Launch):
                 await self._launch(item)
+            elif isinstance(item, TicketCommand):
+                try:
+                    await self._set_ticket(item)
+                except errors.AgentError as exc:
+                    item.done.set_exception(exc)
+                else:
+                    item.done.set_result(None)
             elif isinstance(item, PowerCommand):
                 try:
                     await self._power(item)
@@ -245,7 +265,7 @@ class VmOwner:
             item = self._inbox.get_nowait()
             if isinstance(item, _Destroy):
                 item.done.set_result(None)
-            elif isinstance(item, PowerCommand):
+            elif isinstance(item, PowerCommand | TicketCommand):
                 item.done.set_exception(errors.NoSuchVM(vmId=str(self.vm_id)))
 
     async def _next_item(self) -> _Item | None:
@@ -445,6 +465,33 @@ class VmOwner:
         self._started_mono = time.monotonic()
         await self._read_consoles()
         self._set_status(VmStatus.PAUSED if cmd.paused else VmStatus.UP)
+
+    async def set_ticket(self, cmd: TicketCommand) -> None:
+        self._inbox.put_nowait(cmd)
+        await cmd.done
+
+    async def _set_ticket(self, cmd: TicketCommand) -> None:
+        """Set a console password live, on the element libvirt runs (reference §5)."""
+        if not self.consoles:
+            raise errors.TicketFailed(
+                "the VM is headless: it has no graphics console", vmId=str(self.vm_id)
+            )
+        if self.status is VmStatus.DOWN:
+            raise errors.TicketFailed("the VM is not running", vmId=str(self.vm_id))
+        kind = cmd.graphics_type or self.consoles[0].type
+        consoles.check_password(kind, cmd.password)
+        live = domxml.parse(await self._port.domain_xml(self.vm_id))
+        element = live.find(f"devices/graphics[@type='{kind}']")
+        if element is None:
+            raise errors.TicketFailed(
+                f"the VM has no {kind} console", vmId=str(self.vm_id), param="graphicsType"
+            )
+        expiry = consoles.valid_to(self._clock.utcnow(), cmd.ttl_s)
+        update = consoles.ticket_element(
+            element, cmd.password, expiry, consoles.connected_policy(kind, cmd.conn_action)
+        )
+        await self._port.update_graphics(self.vm_id, to_string(update))
+        log.info("%s ticket set, valid until %s", kind, expiry or "no expiry")
 
     async def _read_consoles(self) -> None:
         """Console ports as libvirt assigned them (autoport); hvagent never picks ports."""

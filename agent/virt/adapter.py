@@ -177,6 +177,20 @@ class LibvirtHypervisor:
         except libvirt.libvirtError as exc:
             raise translate(exc, vmId=str(vm_id)) from exc
 
+    async def update_graphics(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        dom = await self._lookup(vm_id)
+        try:
+            await self._call(
+                "update_graphics", dom.updateDeviceFlags, element_xml,
+                libvirt.VIR_DOMAIN_AFFECT_LIVE,
+            )  # fmt: skip
+        except libvirt.libvirtError as exc:
+            err = translate(exc, errors.TicketFailed, vmId=str(vm_id))
+            if not isinstance(err, errors.NoSuchVM | errors.HypervisorUnavailable):
+                detail = {k: v for k, v in err.data.items() if k != "reason"}
+                err = errors.TicketFailed(err.reason, **detail)
+            raise err from exc
+
     async def define_and_start(self, xml: str, *, paused: bool) -> None:
         try:
             dom = await self._call(

@@ -126,6 +126,9 @@ class Hypervisor(Protocol):
     async def domain_xml(self, vm_id: uuid.UUID) -> str:
         """The domain's current XML (live when running), without secrets."""
 
+    async def update_graphics(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        """Live-update one <graphics> (a console ticket); raises errors.TicketFailed."""
+
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         """Replace hvagent's metadata element, live and persistent as applicable."""
 

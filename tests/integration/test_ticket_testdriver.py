@@ -1,0 +1,57 @@
+"""VM.setTicket errors on the test driver (it cannot update devices live; QEMU e2e does)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SECRET = "s3cr3t-pw-77"
+
+
+async def make_vm(rpc, **kw):
+    vm_id = str(uuid.uuid4())
+    params = {"vmId": vm_id, "vmName": f"tk-{vm_id[:8]}", "memSize": 64, **kw}
+    await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+    await rpc.wait_status(vm_id, "Up", 10)
+    return vm_id
+
+
+async def test_headless_vm_refuses_tickets_with_18(rpc):
+    vm_id = await make_vm(rpc)
+    err = await rpc.error("VM.setTicket", vmID=vm_id, password=SECRET, ttl=30)
+    assert err["code"] == 18 and "headless" in err["data"]["reason"]
+    assert SECRET not in json.dumps(err)
+    await rpc.call("VM.destroy", vmID=vm_id)
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"password": 5, "ttl": 30}, "password"),
+        ({"password": SECRET, "ttl": "soon"}, "ttl"),
+        ({"password": SECRET, "ttl": 30, "existingConnAction": "bogus"}, "existingConnAction"),
+        ({"password": SECRET, "ttl": 30, "graphicsType": "rdp"}, "graphicsType"),
+        ({"password": "123456789", "ttl": 30}, "password"),  # VNC: 8 characters at most
+        ({"ttl": 30}, "password"),
+    ],
+)
+async def test_bad_ticket_params_name_the_param(rpc, params, param):
+    vm_id = await make_vm(rpc, display="vnc")
+    err = await rpc.error("VM.setTicket", vmID=vm_id, **params)
+    assert (err["code"], err["data"]["param"]) == (-32602, param)
+    assert SECRET not in json.dumps(err) and "123456789" not in json.dumps(err)
+    await rpc.call("VM.destroy", vmID=vm_id)
+
+
+async def test_missing_console_type_is_18(rpc):
+    vm_id = await make_vm(rpc, display="vnc")
+    err = await rpc.error("VM.setTicket", vmID=vm_id, password="pw", ttl=30, graphicsType="spice")
+    assert err["code"] == 18 and err["data"]["param"] == "graphicsType"
+    # The test driver has no live device update: libvirt's refusal comes back as 18.
+    err = await rpc.error("VM.setTicket", vmID=vm_id, password="pw", ttl=30)
+    assert err["code"] == 18 and err["data"]["libvirt"]["code"] == 3
+    await rpc.call("VM.destroy", vmID=vm_id)
