@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -237,27 +238,11 @@ class VmOwner:
             elif isinstance(item, _Launch):
                 await self._launch(item)
             elif isinstance(item, TicketCommand):
-                try:
-                    await self._set_ticket(item)
-                except errors.AgentError as exc:
-                    item.done.set_exception(exc)
-                else:
-                    item.done.set_result(None)
+                await self._settle(item.done, self._set_ticket(item))
             elif isinstance(item, PowerCommand):
-                try:
-                    await self._power(item)
-                except errors.AgentError as exc:
-                    item.done.set_exception(exc)
-                else:
-                    if not item.done.done():
-                        item.done.set_result(None)
+                await self._settle(item.done, self._power(item))
             else:
-                try:
-                    await self._destroy(item.graceful_attempts)
-                except errors.AgentError as exc:
-                    item.done.set_exception(exc)
-                else:
-                    item.done.set_result(None)
+                await self._settle(item.done, self._destroy(item.graceful_attempts))
         # Anything still queued refers to a VM that no longer exists.
         if self._get is not None:
             self._get.cancel()
@@ -267,6 +252,24 @@ class VmOwner:
                 item.done.set_result(None)
             elif isinstance(item, PowerCommand | TicketCommand):
                 item.done.set_exception(errors.NoSuchVM(vmId=str(self.vm_id)))
+
+    @staticmethod
+    async def _settle(done: asyncio.Future[None], work: Awaitable[None]) -> None:
+        """Run one command: its AgentError fails that command only, and the loop goes on.
+
+        A command may have answered already (VM.shutdown answers once accepted); a later
+        error is then logged, since nobody waits for it any more.
+        """
+        try:
+            await work
+        except errors.AgentError as exc:
+            if done.done():
+                log.warning("after the command was answered: %s", exc.reason)
+            else:
+                done.set_exception(exc)
+        else:
+            if not done.done():
+                done.set_result(None)
 
     async def _next_item(self) -> _Item | None:
         """The next inbox item, or None when the power operation's deadline comes first."""
