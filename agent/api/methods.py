@@ -34,6 +34,9 @@ VERBS: dict[str, tuple[Verb, bool]] = {
 class MethodTable(dict[str, Callable[..., Awaitable[Any]]]):
     """The exposed verbs; an unknown name gets a handler answering -32601 with its name."""
 
+    def get(self, name: str, default: Any = None) -> Callable[..., Awaitable[Any]]:  # type: ignore[override]
+        return self[name]
+
     def __missing__(self, name: str) -> Callable[..., Awaitable[Any]]:
         async def not_found(services: Any, *args: Any, **kwargs: Any) -> Any:
             raise errors.MethodNotFound(f"method {name!r} does not exist", method=name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections import Counter as _Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -68,12 +69,21 @@ class Instruments:
             registry=r,
         )  # fmt: skip
         self._registry = r
+        # labels() costs a lock and a dict walk per call; the RPC path caches its children.
+        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     # -- recording --------------------------------------------------------------------------
 
     def rpc_finished(self, method: str, outcome: str, duration_s: float) -> None:
-        self.rpc_requests.labels(method, outcome).inc()
-        self.rpc_duration.labels(method).observe(duration_s)
+        children = self._rpc_children.get((method, outcome))
+        if children is None:
+            children = (
+                self.rpc_requests.labels(method, outcome),
+                self.rpc_duration.labels(method),
+            )
+            self._rpc_children[(method, outcome)] = children
+        children[0].inc()
+        children[1].observe(duration_s)
 
     def libvirt_call(self, call: str, duration_s: float) -> None:
         self.libvirt_calls.labels(call).observe(duration_s)
