@@ -109,9 +109,12 @@ class PowerConfig:
     acpi_retry_s: float = 10.0
     # A guest-agent shutdown/reboot request that takes longer counts as failed.
     agent_command_timeout_s: float = 5.0
+    # A console disconnect action (VM.updateDevice disconnectAction) waits at least this long
+    # for a client to come back; absorbs SPICE clients reopening channels on the TLS port.
+    console_disconnect_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("shutdown_timeout_s", "shutdown_delay_s"):
+        for name in ("shutdown_timeout_s", "shutdown_delay_s", "console_disconnect_grace_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.acpi_retry_s <= 0 or self.agent_command_timeout_s <= 0:

@@ -12,6 +12,7 @@ No asyncio, no libvirt: the VM owner reads live XML, calls these, and updates th
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,13 +50,13 @@ def valid_to(now_utc: datetime, ttl_s: int) -> str | None:
     return (now_utc + timedelta(seconds=ttl_s)).strftime(_TIME_FORMAT)
 
 
-def check_password(console_type: str, password: Secret) -> None:
+def check_password(console_type: str, password: Secret, param: str = "password") -> None:
     """Refuse passwords the console cannot honour; the value is never echoed."""
     if console_type == "vnc" and len(password.reveal()) > VNC_MAX_PASSWORD:
         raise InvalidParams(
             f"VNC passwords are limited to {VNC_MAX_PASSWORD} characters "
             f"(got {len(password.reveal())}); libvirt refuses longer ones",
-            param="password",
+            param=param,
         )
 
 
@@ -125,12 +126,15 @@ def _s(port: int | None) -> str:
 _DISPLAY_TYPE = {"spice": "qxl", "vnc": "vnc"}
 
 
-def display_report(consoles: list[GraphicsInfo]) -> dict[str, Any]:
+def display_report(
+    consoles: list[GraphicsInfo], sessions: Callable[[str], int] | None = None
+) -> dict[str, Any]:
     """VDSM's display fields for stats, getInfo and status events.
 
     Headless: only `displayInfo: []`. Otherwise the "Multiple Consoles" rule: the primary
     console is SPICE when present, else VNC; `additionalDisplayPort` is the VNC port when
-    both exist, "" otherwise; ports read "-1" until libvirt assigned them.
+    both exist, "" otherwise; ports read "-1" until libvirt assigned them. With `sessions`
+    (console type -> open sessions) each displayInfo entry also says `sessions` (hvagent's).
     """
     info = [
         {
@@ -138,6 +142,7 @@ def display_report(consoles: list[GraphicsInfo]) -> dict[str, Any]:
             "port": _s(c.port),
             "tlsPort": _s(c.tls_port) if c.type == "spice" else "",
             "ipAddress": c.address or "0",
+            **({"sessions": sessions(c.type)} if sessions is not None else {}),
         }
         for c in consoles
     ]

@@ -89,6 +89,7 @@ class FakeHypervisor:
         self.clock = clock
         self.guests: dict[uuid.UUID, FakeGuest] = {}
         self.meta: dict[uuid.UUID, VmMetadata] = {}
+        self.xml: dict[uuid.UUID, str] = {}  # live XML, for domain_xml
         self.calls: list[Call] = []
         self.sink: Callable[[DomainEvent], None] = lambda e: None
         self.alive = True
@@ -137,6 +138,13 @@ class FakeHypervisor:
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         self.meta[vm_id] = metadata.read(parse(element_xml))
         self._record(vm_id, "set_metadata")
+
+    async def domain_xml(self, vm_id: uuid.UUID) -> str:
+        self._record(vm_id, "domain_xml")
+        return self.xml[vm_id]
+
+    async def update_graphics(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        self._record(vm_id, "update_graphics", element_xml)
 
     async def list_domains(self) -> list[DomainRecord]:
         raise NotImplementedError

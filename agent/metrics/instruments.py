@@ -7,8 +7,9 @@ API for the parts that record (wired by their owners):
 - `power_operation_started()` / `power_operation_finished(kind, outcome, stage, duration_s)`:
   power operations (kind e.g. shutdown|reboot; outcome ok|failed|gave_up; stage the last
   step taken: agent|acpi|forced).
-- `console_session_opened(vm, console)` / `console_session_closed(vm, console)`,
-  `console_ticket_set(vm, console, expiry_epoch_s)` / `console_ticket_cleared(vm, console)`.
+- `console_sessions(vm, console, count)` and `console_ticket(vm, console, expiry_epoch_s)`:
+  the VM owners, on console client events, tickets and status changes; None removes the
+  series (the VM is down or gone), so destroyed VMs leave no labels behind.
 Gauges read at collect time (hvagent_vms, hvagent_libvirt_up, hvagent_events_subscribers)
 come from the callables handed to `watch()`.
 """
@@ -51,7 +52,7 @@ class Instruments:
         self.pending_power = Gauge(
             "hvagent_pending_power_operations", "Power operations in progress", registry=r
         )
-        self.console_sessions = Gauge(
+        self.console_session_gauge = Gauge(
             "hvagent_console_sessions", "Open console sessions", ["vm", "console"], registry=r
         )
         self.ticket_expiry = Gauge(
@@ -101,18 +102,12 @@ class Instruments:
         self.power_operations.labels(kind, outcome, stage).inc()
         self.power_duration.observe(duration_s)
 
-    def console_session_opened(self, vm: str, console: str) -> None:
-        self.console_sessions.labels(vm, console).inc()
+    def console_sessions(self, vm: str, console: str, count: int | None) -> None:
+        _set_or_remove(self.console_session_gauge, (vm, console), count)
 
-    def console_session_closed(self, vm: str, console: str) -> None:
-        self.console_sessions.labels(vm, console).dec()
-
-    def console_ticket_set(self, vm: str, console: str, expiry_epoch_s: float) -> None:
-        self.ticket_expiry.labels(vm, console).set(expiry_epoch_s)
-
-    def console_ticket_cleared(self, vm: str, console: str) -> None:
-        with contextlib.suppress(KeyError):
-            self.ticket_expiry.remove(vm, console)
+    def console_ticket(self, vm: str, console: str, expiry_epoch_s: float | None) -> None:
+        """+Inf for a ticket without expiry (ttl <= 0)."""
+        _set_or_remove(self.ticket_expiry, (vm, console), expiry_epoch_s)
 
     # -- read at collect time -----------------------------------------------------------------
 
@@ -124,6 +119,14 @@ class Instruments:
         subscribers: Callable[[], int],
     ) -> None:
         self._registry.register(_Live(vm_statuses, libvirt_up, subscribers))
+
+
+def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
+    if value is None:
+        with contextlib.suppress(KeyError):
+            gauge.remove(*labels)
+    else:
+        gauge.labels(*labels).set(value)
 
 
 STATUSES = ("WaitForLaunch", "Up", "Paused", "Down")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
@@ -28,6 +29,8 @@ from agent.domxml.live import DomainFacts
 from agent.domxml.metadata import VmMetadata
 from agent.logs import Secret, vm_id_var
 from agent.runtime.bus import StatusBus
+from agent.runtime.console_watch import ConsoleObserver, ConsoleWatch
+from agent.sessions import DisconnectAction, DisconnectPolicy
 from agent.status import ExitInfo, ExitReason, VmStatus
 from agent.virt.port import (
     DomainEvent,
@@ -98,12 +101,15 @@ class _Destroy:
 
 @dataclass
 class TicketCommand:
-    """VM.setTicket: a console password with its expiry."""
+    """VM.setTicket / VM.updateDevice(graphics): a console password with its expiry, and
+    what to do when the last console client leaves (setTicket resets it to NONE, as VDSM)."""
 
     password: Secret
     ttl_s: int
     conn_action: consoles.ConnAction | None = None
     graphics_type: str | None = None  # None: the first console, as VDSM
+    disconnect: DisconnectPolicy = field(default_factory=DisconnectPolicy)
+    failure: type[errors.AgentError] = errors.TicketFailed  # 18 setTicket, 56 updateDevice
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -112,8 +118,8 @@ class TicketCommand:
 _Item = _Launch | _Destroy | PowerCommand | TicketCommand | DomainEvent
 
 
-class PowerObserver(Protocol):
-    """Who counts power operations (metrics.instruments.Instruments)."""
+class OwnerObserver(ConsoleObserver, Protocol):
+    """Who counts power operations and console state (metrics.instruments.Instruments)."""
 
     def power_operation_started(self) -> None: ...
 
@@ -135,7 +141,7 @@ class VmOwner:
         exit_info: ExitInfo | None = None,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
-        observer: PowerObserver | None = None,
+        observer: OwnerObserver | None = None,
     ) -> None:
         self.vm_id = facts.vm_id
         self._observer = observer
@@ -149,6 +155,9 @@ class VmOwner:
         self._bus = bus
         self._inbox: asyncio.Queue[_Item] = asyncio.Queue()
         self._power_cfg = power_config or PowerConfig()
+        self.console_watch = ConsoleWatch(
+            str(self.vm_id), observer, self._power_cfg.console_disconnect_grace_s
+        )
         self._clock: Clock = clock or RealClock(asyncio.sleep)
         self._op: power.PowerOperation | None = None
         self._op_info: dict[str, Any] | None = None  # carried in status events
@@ -173,7 +182,7 @@ class VmOwner:
         *,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
-        observer: PowerObserver | None = None,
+        observer: OwnerObserver | None = None,
     ) -> VmOwner:
         """An owner for a domain found in libvirt (recovery or a domain defined outside).
 
@@ -226,13 +235,13 @@ class VmOwner:
 
     async def run(self) -> None:
         vm_id_var.set(str(self.vm_id))
+        self._publish_consoles()
         if self._op is not None:
             await self._resume_op()
         while not self._gone:
             item = await self._next_item()
-            if item is None:  # the power operation's deadline
-                assert self._op is not None
-                await self._op_step(self._op.on_deadline(self._clock.time()))
+            if item is None:
+                await self._on_deadline()
             elif isinstance(item, DomainEvent):
                 await self._on_event(item)
             elif isinstance(item, _Launch):
@@ -244,6 +253,7 @@ class VmOwner:
             else:
                 await self._settle(item.done, self._destroy(item.graceful_attempts))
         # Anything still queued refers to a VM that no longer exists.
+        self._publish_consoles()
         if self._get is not None:
             self._get.cancel()
         while not self._inbox.empty():
@@ -272,10 +282,14 @@ class VmOwner:
                 done.set_result(None)
 
     async def _next_item(self) -> _Item | None:
-        """The next inbox item, or None when the power operation's deadline comes first."""
+        """The next inbox item, or None when a deadline (the power operation's, the console
+        disconnect action's) comes first."""
         if self._get is None:
             self._get = asyncio.ensure_future(self._inbox.get())
-        deadline = self._op.deadline if self._op is not None else None
+        deadlines = [self.console_watch.action_at]
+        if self._op is not None:
+            deadlines.append(self._op.deadline)
+        deadline = min((d for d in deadlines if d is not None), default=None)
         if deadline is not None and not self._get.done():
             sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline))
             try:
@@ -287,6 +301,15 @@ class VmOwner:
         item = await self._get
         self._get = None
         return item
+
+    async def _on_deadline(self) -> None:
+        now = self._clock.time()
+        action = self.console_watch.action_due(now)
+        if action is not None:
+            await self._run_disconnect_action(action)
+        op = self._op
+        if op is not None and op.deadline is not None and now >= op.deadline:
+            await self._op_step(op.on_deadline(now))
 
     # -- power -----------------------------------------------------------------------------
 
@@ -474,7 +497,20 @@ class VmOwner:
         await cmd.done
 
     async def _set_ticket(self, cmd: TicketCommand) -> None:
-        """Set a console password live, on the element libvirt runs (reference §5)."""
+        """Set a console password live, on the element libvirt runs (reference §5), then
+        the disconnect policy. Refusals carry the command's error class (18 or 56)."""
+        try:
+            kind = await self._update_ticket(cmd)
+        except errors.TicketFailed as exc:
+            if cmd.failure is errors.TicketFailed:
+                raise
+            detail = {k: v for k, v in exc.data.items() if k != "reason"}
+            raise cmd.failure(exc.reason, **detail) from exc
+        expires = self._clock.time() + cmd.ttl_s if cmd.ttl_s > 0 else math.inf
+        self.console_watch.ticket_set(kind, expires)
+        self.console_watch.set_policy(cmd.disconnect)
+
+    async def _update_ticket(self, cmd: TicketCommand) -> str:
         if not self.consoles:
             raise errors.TicketFailed(
                 "the VM is headless: it has no graphics console", vmId=str(self.vm_id)
@@ -495,6 +531,21 @@ class VmOwner:
         )
         await self._port.update_graphics(self.vm_id, to_string(update))
         log.info("%s ticket set, valid until %s", kind, expiry or "no expiry")
+        return kind
+
+    # -- the disconnect action ---------------------------------------------------------------
+
+    async def _run_disconnect_action(self, action: DisconnectAction) -> None:
+        reboot = action is DisconnectAction.REBOOT
+        kind = power.Kind.REBOOT if reboot else power.Kind.SHUTDOWN
+        log.info("no console client came back: disconnect action %s", action)
+        cmd = PowerCommand(
+            "ladder", kind=kind, force=True, message=f"Scheduled {kind} on console disconnect"
+        )
+        try:
+            await self._power(cmd)
+        except errors.AgentError as exc:
+            log.warning("disconnect action %s not run: %s", action, exc.reason)
 
     async def _read_consoles(self) -> None:
         """Console ports as libvirt assigned them (autoport); hvagent never picks ports."""
@@ -541,6 +592,15 @@ class VmOwner:
             if mapped is not None:
                 await self._op_step(self._op.on_event(mapped, self._clock.time()))
         match event.kind:
+            case (
+                EventKind.GRAPHICS_CONNECT
+                | EventKind.GRAPHICS_INITIALIZE
+                | EventKind.GRAPHICS_DISCONNECT
+            ):
+                if event.client is not None:
+                    self.console_watch.on_client(
+                        event.kind, event.client, self.consoles, self._clock.time()
+                    )
             case EventKind.STOPPED if self.status is not VmStatus.DOWN:
                 await self._went_down(exit_for_stop(event.stop_cause, self._stop_reason))
             case EventKind.STARTED if self.status is VmStatus.DOWN:
@@ -577,11 +637,18 @@ class VmOwner:
                 log.warning("could not persist exit info: %s", exc.reason)
         self._set_status(VmStatus.DOWN, exit_info)
 
+    def _publish_consoles(self) -> None:
+        running = self.status is not VmStatus.DOWN and not self._gone
+        self.console_watch.publish(self.consoles, running=running)
+
     def _set_status(self, status: VmStatus, exit_info: ExitInfo | None = None) -> None:
         old = self.status
         self.status = status
         self.status_time = status_time()
         self.exit_info = exit_info if status is VmStatus.DOWN else None
+        if status is VmStatus.DOWN:
+            self.console_watch.clients_gone()
+        self._publish_consoles()
         if exit_info is not None:
             log.info(
                 "status %s -> %s (exitReason %d: %s)",
@@ -618,12 +685,12 @@ class VmOwner:
             acpiEnable="true" if self.facts.acpi else "false",
             elapsedTime=str(int(time.monotonic() - self._started_mono)),
             monitorResponse="0",
-            clientIp="",
+            clientIp=self.console_watch.sessions.client_ip,
             timeOffset="0",
             vcpuCount=str(self.facts.vcpus),
             memSize=self.facts.memory_mib,
             guestAgentConnected=self.agent_connected,
-            **consoles.display_report(list(self.consoles)),
+            **consoles.display_report(list(self.consoles), self.console_watch.sessions.count),
         )
         return out
 

@@ -21,7 +21,7 @@ from agent.config import PowerConfig
 from agent.domxml import live, redact
 from agent.domxml.launch import Launch
 from agent.runtime.bus import StatusBus
-from agent.runtime.owner import PowerObserver, VmOwner
+from agent.runtime.owner import OwnerObserver, VmOwner
 from agent.status import VmStatus
 from agent.virt.port import DomainEvent, DomainRecord, EventKind, Hypervisor
 
@@ -36,7 +36,7 @@ class VmRegistry:
         *,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
-        observer: PowerObserver | None = None,
+        observer: OwnerObserver | None = None,
     ) -> None:
         self._port = port
         self._bus = bus

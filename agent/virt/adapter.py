@@ -343,6 +343,7 @@ class LibvirtHypervisor:
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None),
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None),
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, self._on_agent, None),
+            reg(None, libvirt.VIR_DOMAIN_EVENT_ID_GRAPHICS, self._on_graphics, None),
         ]
         self._conn.registerCloseCallback(self._on_close, None)
 
@@ -359,6 +360,22 @@ class LibvirtHypervisor:
         kind = evtab.AGENT_STATE.get(state)
         if kind is not None:
             self._queue.put_nowait(DomainEvent(uuid.UUID(dom.UUIDString()), kind))
+
+    def _on_graphics(
+        self,
+        _c: Any,
+        dom: libvirt.virDomain,
+        phase: int,
+        local: dict[str, str],
+        remote: dict[str, str],
+        _auth: str,
+        _subject: Any,
+        _o: Any,
+    ) -> None:
+        kind = evtab.GRAPHICS_PHASE.get(phase)
+        if kind is not None:
+            client = evtab.graphics_client(local, remote)
+            self._queue.put_nowait(DomainEvent(uuid.UUID(dom.UUIDString()), kind, client=client))
 
     def _on_close(self, _conn: Any, reason: int, _o: Any) -> None:
         self._alive = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libvirt
 
-from agent.virt.port import DomainState, EventKind, StopCause
+from agent.virt.port import DomainState, EventKind, GraphicsClient, StopCause
 
 LIFECYCLE: dict[int, EventKind] = {
     libvirt.VIR_DOMAIN_EVENT_DEFINED: EventKind.DEFINED,
@@ -49,6 +49,25 @@ AGENT_STATE: dict[int, EventKind] = {
         EventKind.AGENT_DISCONNECTED
     ),
 }
+
+GRAPHICS_PHASE: dict[int, EventKind] = {
+    libvirt.VIR_DOMAIN_EVENT_GRAPHICS_CONNECT: EventKind.GRAPHICS_CONNECT,
+    libvirt.VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE: EventKind.GRAPHICS_INITIALIZE,
+    libvirt.VIR_DOMAIN_EVENT_GRAPHICS_DISCONNECT: EventKind.GRAPHICS_DISCONNECT,
+}
+
+
+def _port(service: object) -> int | None:
+    return int(service) if isinstance(service, str) and service.isdigit() else None
+
+
+def graphics_client(local: dict[str, str], remote: dict[str, str]) -> GraphicsClient:
+    """libvirt's address dicts ({family, node, service}) -> the port's GraphicsClient."""
+    return GraphicsClient(
+        local_port=_port(local.get("service")),
+        remote_host=str(remote.get("node", "")),
+        remote_port=_port(remote.get("service")),
+    )
 
 
 def lifecycle(event: int, detail: int) -> tuple[EventKind, StopCause | None]:

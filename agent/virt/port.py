@@ -46,6 +46,10 @@ class EventKind(StrEnum):
     REBOOT = "reboot"
     AGENT_CONNECTED = "agent-connected"
     AGENT_DISCONNECTED = "agent-disconnected"
+    # A console client: the TCP connection opened, authenticated (the session begins), closed.
+    GRAPHICS_CONNECT = "graphics-connect"
+    GRAPHICS_INITIALIZE = "graphics-initialize"
+    GRAPHICS_DISCONNECT = "graphics-disconnect"
     OTHER = "other"
 
 
@@ -57,10 +61,21 @@ class PowerMethod(StrEnum):
 
 
 @dataclass(frozen=True)
+class GraphicsClient:
+    """Who a GRAPHICS_* event is about. `local_port` is the console's port the client reached
+    (None for a Unix socket); a SPICE client opens one connection per channel."""
+
+    local_port: int | None
+    remote_host: str
+    remote_port: int | None
+
+
+@dataclass(frozen=True)
 class DomainEvent:
     vm_id: uuid.UUID
     kind: EventKind
     stop_cause: StopCause | None = None  # set for STOPPED
+    client: GraphicsClient | None = None  # set for GRAPHICS_*
 
 
 @dataclass(frozen=True)

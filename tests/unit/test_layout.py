@@ -18,6 +18,8 @@ PURE = [
     "agent/config.py",
     "agent/power.py",
     "agent/clock.py",
+    "agent/consoles.py",
+    "agent/sessions.py",
     *map(str, Path(ROOT).glob("agent/domxml/**/*.py")),
 ]
 FORBIDDEN = {"asyncio", "libvirt", "libvirtaio", "aiohttp", "jsonrpcserver"}
