@@ -28,6 +28,7 @@ VERBS: dict[str, tuple[Verb, bool]] = {
     "VM.reset": (vm.reset, True),
     "VM.setDestroyOnReboot": (vm.set_destroy_on_reboot, True),
     "VM.setTicket": (vm.set_ticket, True),
+    "VM.updateDevice": (vm.update_device, True),
 }
 
 

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from agent import consoles, errors, power
+from agent import consoles, errors, power, sessions
 from agent.api.context import Services
 from agent.domxml import launch
 from agent.logs import Secret
@@ -102,6 +102,40 @@ async def set_destroy_on_reboot(services: Services, vmID: Any) -> bool:
     return True
 
 
+def _ticket(
+    password: Any, ttl: Any, conn_action: Any, graphics_type: Any, params: Any, prefix: str = ""
+) -> TicketCommand:
+    """The ticket fields shared by VM.setTicket and VM.updateDevice; errors name the field
+    (prefixed `params.` for updateDevice, whose fields sit in its `params` object)."""
+    if not isinstance(password, str):
+        raise errors.InvalidParams("password must be a string", param=f"{prefix}password")
+    secret = Secret(password)
+    if isinstance(ttl, bool) or not (
+        isinstance(ttl, int) or (isinstance(ttl, str) and re.fullmatch(r"-?\d+", ttl))
+    ):
+        raise errors.InvalidParams("ttl must be an integer (seconds)", param=f"{prefix}ttl")
+    actions = [str(a) for a in consoles.ConnAction]
+    if conn_action is not None and conn_action not in actions:
+        raise errors.InvalidParams(
+            f"existingConnAction must be one of {', '.join(actions)}",
+            param=f"{prefix}existingConnAction",
+        )
+    if graphics_type not in (None, "spice", "vnc"):
+        raise errors.InvalidParams(
+            "graphicsType must be spice or vnc", param=f"{prefix}graphicsType"
+        )
+    if params is not None and not isinstance(params, dict):
+        raise errors.InvalidParams("params must be an object", param=f"{prefix}params")
+    if graphics_type is not None:  # else the owner checks, once it knows the first console
+        consoles.check_password(graphics_type, secret, param=f"{prefix}password")
+    return TicketCommand(
+        secret,
+        int(ttl),
+        consoles.ConnAction(conn_action) if conn_action else None,
+        graphics_type,
+    )
+
+
 async def set_ticket(
     services: Services,
     vmID: Any,
@@ -111,29 +145,74 @@ async def set_ticket(
     params: Any = None,
     graphicsType: Any = None,
 ) -> bool:
-    """Set the console password; ttl > 0 expires it ttl seconds from now, ttl <= 0 never."""
+    """Set the console password; ttl > 0 expires it ttl seconds from now, ttl <= 0 never.
+    Resets the console disconnect action to NONE, as VDSM resets it."""
     vm_id = parse_uuid(vmID, "vmID")
-    if not isinstance(password, str):
-        raise errors.InvalidParams("password must be a string", param="password")
-    secret = Secret(password)
-    if isinstance(ttl, bool) or not (
-        isinstance(ttl, int) or (isinstance(ttl, str) and re.fullmatch(r"-?\d+", ttl))
-    ):
-        raise errors.InvalidParams("ttl must be an integer (seconds)", param="ttl")
-    actions = [str(a) for a in consoles.ConnAction]
-    if existingConnAction is not None and existingConnAction not in actions:
-        raise errors.InvalidParams(
-            f"existingConnAction must be one of {', '.join(actions)}", param="existingConnAction"
-        )
-    if graphicsType not in (None, "spice", "vnc"):
-        raise errors.InvalidParams("graphicsType must be spice or vnc", param="graphicsType")
-    if params is not None and not isinstance(params, dict):
-        raise errors.InvalidParams("params must be an object", param="params")
-    cmd = TicketCommand(
-        secret,
-        int(ttl),
-        consoles.ConnAction(existingConnAction) if existingConnAction else None,
-        graphicsType,
-    )
+    cmd = _ticket(password, ttl, existingConnAction, graphicsType, params)
     await services.registry.get(vm_id).set_ticket(cmd)
     return True
+
+
+async def update_device(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """VM.updateDevice for graphics: a ticket on the console of `graphicsType` plus the
+    action when the last console client leaves. Other device types: 75."""
+    vm_id = parse_uuid(vmID, "vmID")
+    if params is None:
+        raise errors.MissingParameter("params is required", param="params")
+    if not isinstance(params, dict):
+        raise errors.InvalidParams("params must be an object", param="params")
+    if params.get("deviceType") is None:
+        raise errors.MissingParameter("params.deviceType is required", param="params.deviceType")
+    if params["deviceType"] != "graphics":
+        raise errors.Unsupported("hvagent updates graphics devices only", param="params.deviceType")
+    if "xml" in params:
+        raise errors.Unsupported(
+            "graphics updates take fields (password, ttl, ...), not XML", param="params.xml"
+        )
+    for name in ("graphicsType", "password", "ttl"):
+        if params.get(name) is None:
+            raise errors.MissingParameter(f"params.{name} is required", param=f"params.{name}")
+    cmd = _ticket(
+        params["password"],
+        params["ttl"],
+        params.get("existingConnAction"),
+        params["graphicsType"],
+        params.get("params"),
+        prefix="params.",
+    )
+    cmd.disconnect = _disconnect_policy(
+        params.get("disconnectAction"), params.get("consoleDisconnectActionDelay")
+    )
+    cmd.failure = errors.UpdateDeviceFailed
+    await services.registry.get(vm_id).set_ticket(cmd)
+    if cmd.disconnect.action in sessions.NEEDS_OVIRT_AGENT:
+        unsupported = errors.Unsupported(
+            f"disconnectAction {cmd.disconnect.action} needs an oVirt guest agent, which "
+            "hvagent does not speak: the ticket is set, nothing happens on disconnect",
+            param="params.disconnectAction",
+        )
+        return {"warnings": [unsupported.to_wire()]}
+    return {}
+
+
+def _disconnect_policy(action: Any, delay: Any) -> sessions.DisconnectPolicy:
+    names = [str(a) for a in sessions.DisconnectAction]
+    if action is not None and action not in names:
+        raise errors.InvalidParams(
+            f"disconnectAction must be one of {', '.join(names)}", param="params.disconnectAction"
+        )
+    if delay is None:
+        minutes = 0
+    elif isinstance(delay, int) and not isinstance(delay, bool):
+        minutes = delay
+    elif isinstance(delay, str) and delay.isdigit():
+        minutes = int(delay)
+    else:
+        minutes = -1
+    if not 0 <= minutes <= sessions.MAX_DELAY_MIN:
+        raise errors.InvalidParams(
+            f"consoleDisconnectActionDelay must be whole minutes from 0 to "
+            f"{sessions.MAX_DELAY_MIN}",
+            param="params.consoleDisconnectActionDelay",
+        )
+    return sessions.DisconnectPolicy(sessions.DisconnectAction(action or "NONE"), minutes)

@@ -75,8 +75,9 @@ def _cleanup() -> None:
 class Agent:
     """An hvagent process started from conf/-style TOML, like systemd would."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, overrides: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
+        self.overrides = overrides  # SECTION.KEY=VALUE, passed as --set
         self.console_dir = tmp / "console"
         self.listen = f"127.0.0.1:{free_port()}"
         self.config = tmp / "hvagent.toml"
@@ -93,12 +94,15 @@ class Agent:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent", "--config", str(self.config)],
+                [sys.executable, "-m", "agent", "--config", str(self.config), *self._set_args()],
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+
+    def _set_args(self) -> list[str]:
+        return [arg for o in self.overrides for arg in ("--set", o)]
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -132,8 +136,11 @@ class Agent:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def agent(tmp_path, virconn):
-    a = Agent(tmp_path)
+async def agent(request, tmp_path, virconn):
+    """hvagent for one test; `@pytest.mark.hvagent_set("virt.spice_tls=true", ...)` overrides
+    config keys as `hvagent --set` does."""
+    marker = request.node.get_closest_marker("hvagent_set")
+    a = Agent(tmp_path, marker.args if marker else ())
     a.start()
     yield a
     code = a.stop()

@@ -99,4 +99,12 @@ async def test_headless_vm_has_no_graphics_and_no_video(rpc, agent, guest, virco
     assert live.find("devices/graphics") is None
     assert live.find("devices/video") is None  # libvirt added no default video card
     await agent.wait_console(vm_id, "HVAGENT-GUEST-READY")  # the serial console works
+    err = await rpc.error(
+        "VM.updateDevice",
+        vmID=vm_id,
+        params={"deviceType": "graphics", "graphicsType": "vnc", "password": "pw", "ttl": 30},
+    )
+    assert err["code"] == 56 and "headless" in err["data"]["reason"]
+    err = await rpc.error("VM.setTicket", vmID=vm_id, password="pw", ttl=30)
+    assert err["code"] == 18 and "headless" in err["data"]["reason"]
     assert await rpc.call("VM.destroy", vmID=vm_id) is True

@@ -75,7 +75,16 @@ async def test_scrape_reports_vms_the_test_created(fast_sampler, session, vircon
         await rpc.wait_ready(30)
         vm_id = str(uuid.uuid4())
         name = f"met-{vm_id[:8]}"
-        params = {"vmId": vm_id, "vmName": name, "memSize": 96, "smp": 2}
+        params = {
+            "vmId": vm_id,
+            "vmName": name,
+            "memSize": 96,
+            "smp": 2,
+            "devices": [
+                {"type": "graphics", "device": "spice"},
+                {"type": "graphics", "device": "vnc"},
+            ],
+        }
         await rpc.call("VM.create", vmID=vm_id, vmParams=params)
         err = await rpc.error("VM.getStats", vmID=str(uuid.uuid4()))
         assert err["code"] == 1
@@ -106,12 +115,16 @@ async def test_scrape_reports_vms_the_test_created(fast_sampler, session, vircon
         assert s["hvagent_events_subscribers"][0].value == 0
         calls = {x.labels["call"] for x in s["hvagent_libvirt_call_duration_seconds_count"]}
         assert "getAllDomainStats" in calls
-        # instruments wired later by power operations and consoles: present, no children
+        # every console of a running VM has a session count (no client connects here)
+        sessions = {
+            x.labels["console"]: x.value for x in labelled(s, "hvagent_console_sessions", vm=vm_id)
+        }
+        assert sessions == {"spice": 0, "vnc": 0}
+        # families with no children until something happens: present all the same
         for family in (
             "hvagent_power_operations",
             "hvagent_power_operation_duration_seconds",
             "hvagent_pending_power_operations",
-            "hvagent_console_sessions",
             "hvagent_console_ticket_expiry_timestamp_seconds",
         ):
             assert family in s, family
@@ -122,7 +135,8 @@ async def test_scrape_reports_vms_the_test_created(fast_sampler, session, vircon
             s = await scrape(session, d.base)
             return s if not labelled(s, "libvirt_domain_info_vstate", uuid=vm_id) else None
 
-        await wait_for(gone, 10)
+        s = await wait_for(gone, 10)
+        assert labelled(s, "hvagent_console_sessions", vm=vm_id) == []
     finally:
         assert await d.stop() == 0
 

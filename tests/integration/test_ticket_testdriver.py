@@ -1,4 +1,5 @@
-"""VM.setTicket errors on the test driver (it cannot update devices live; QEMU e2e does)."""
+"""VM.setTicket and VM.updateDevice errors on the test driver (it cannot update devices
+live; the QEMU e2e suite does)."""
 
 from __future__ import annotations
 
@@ -54,4 +55,69 @@ async def test_missing_console_type_is_18(rpc):
     # The test driver has no live device update: libvirt's refusal comes back as 18.
     err = await rpc.error("VM.setTicket", vmID=vm_id, password="pw", ttl=30)
     assert err["code"] == 18 and err["data"]["libvirt"]["code"] == 3
+    await rpc.call("VM.destroy", vmID=vm_id)
+
+
+async def test_update_device_on_a_headless_vm_is_56_saying_so(rpc):
+    vm_id = await make_vm(rpc)
+    err = await rpc.error(
+        "VM.updateDevice",
+        vmID=vm_id,
+        params={"deviceType": "graphics", "graphicsType": "spice", "password": SECRET, "ttl": 30},
+    )
+    assert err["code"] == 56 and "headless" in err["data"]["reason"]
+    assert SECRET not in json.dumps(err)
+    await rpc.call("VM.destroy", vmID=vm_id)
+
+
+GOOD = {"deviceType": "graphics", "graphicsType": "vnc", "password": "pw", "ttl": 30}
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "param"),
+    [
+        (None, 11, "params"),
+        ("graphics", -32602, "params"),
+        ({k: v for k, v in GOOD.items() if k != "deviceType"}, 11, "params.deviceType"),
+        ({**GOOD, "deviceType": "interface"}, 75, "params.deviceType"),
+        ({**GOOD, "xml": "<graphics/>"}, 75, "params.xml"),
+        ({k: v for k, v in GOOD.items() if k != "graphicsType"}, 11, "params.graphicsType"),
+        ({k: v for k, v in GOOD.items() if k != "password"}, 11, "params.password"),
+        ({k: v for k, v in GOOD.items() if k != "ttl"}, 11, "params.ttl"),
+        ({**GOOD, "graphicsType": "rdp"}, -32602, "params.graphicsType"),
+        ({**GOOD, "password": SECRET + "x"}, -32602, "params.password"),  # VNC: 8 at most
+        ({**GOOD, "ttl": "later"}, -32602, "params.ttl"),
+        ({**GOOD, "existingConnAction": "kick"}, -32602, "params.existingConnAction"),
+        ({**GOOD, "disconnectAction": "shutdown"}, -32602, "params.disconnectAction"),
+        (
+            {**GOOD, "disconnectAction": "SHUTDOWN", "consoleDisconnectActionDelay": -1},
+            -32602,
+            "params.consoleDisconnectActionDelay",
+        ),
+        (
+            {**GOOD, "consoleDisconnectActionDelay": "5m"},
+            -32602,
+            "params.consoleDisconnectActionDelay",
+        ),
+        ({**GOOD, "params": ["x"]}, -32602, "params.params"),
+        ({**GOOD, "graphicsType": "spice"}, 56, "graphicsType"),  # the VM has VNC only
+    ],
+)
+async def test_bad_update_device_params_name_the_field(rpc, params, code, param):
+    vm_id = await make_vm(rpc, display="vnc")
+    kw = {} if params is None else {"params": params}
+    err = await rpc.error("VM.updateDevice", vmID=vm_id, **kw)
+    assert (err["code"], err["data"]["param"]) == (code, param)
+    assert SECRET not in json.dumps(err)
+    await rpc.call("VM.destroy", vmID=vm_id)
+
+
+async def test_update_device_on_the_test_driver_is_refused_by_libvirt_as_56(rpc):
+    vm_id = await make_vm(rpc, display="vnc")
+    err = await rpc.error(
+        "VM.updateDevice",
+        vmID=vm_id,
+        params={**GOOD, "disconnectAction": "LOCK_SCREEN"},
+    )
+    assert err["code"] == 56 and err["data"]["libvirt"]["code"] == 3
     await rpc.call("VM.destroy", vmID=vm_id)
