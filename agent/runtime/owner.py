@@ -707,6 +707,8 @@ class VmOwner:
             external=self.external,
             custom=dict(self._meta.custom),
         )
-        if self.status is VmStatus.DOWN and self.exit_info is not None:
+        if self.status is not VmStatus.DOWN:
+            out.update(consoles.display_report(list(self.consoles)))
+        elif self.exit_info is not None:
             out.update(self.exit_info.to_wire())
         return out

@@ -56,7 +56,8 @@ async def test_spice_and_vnc_ports_are_what_qemu_listens_on(rpc, guest, virconn)
         await events.close()
     live = domxml.parse(virconn.lookupByUUIDString(vm_id).XMLDesc(0))
     ports = {g.get("type"): g.get("port") for g in live.iterfind("devices/graphics")}
-    for report in (up, (await rpc.call("VM.getStats", vmID=vm_id))[0]):
+    stats = (await rpc.call("VM.getStats", vmID=vm_id))[0]
+    for report in (up, stats, await rpc.call("VM.getInfo", vmID=vm_id)):
         assert report["displayType"] == "qxl"
         assert report["displayPort"] == ports["spice"]
         assert report["additionalDisplayPort"] == ports["vnc"]
