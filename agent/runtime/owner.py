@@ -511,6 +511,12 @@ class VmOwner:
         self.console_watch.set_policy(cmd.disconnect)
 
     async def _update_ticket(self, cmd: TicketCommand) -> str:
+        if self.external:
+            raise errors.Unsupported(
+                "the VM is not managed by hvagent (foreign domain); its consoles are left as "
+                "they are",
+                vmId=str(self.vm_id),
+            )
         if not self.consoles:
             raise errors.TicketFailed(
                 "the VM is headless: it has no graphics console", vmId=str(self.vm_id)

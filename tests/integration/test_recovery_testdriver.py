@@ -57,6 +57,11 @@ async def test_guest_shutdown_is_reason_7_and_survives_restart(
         assert finfo["external"] is True and finfo["status"] == "Up"
         err = await rpc2.error("VM.destroy", vmID=foreign)
         assert err["code"] == 75
+        err = await rpc2.error("VM.setTicket", vmID=foreign, password="pw", ttl=30)
+        assert err["code"] == 75 and "foreign" in err["data"]["reason"]
+        ticket = {"deviceType": "graphics", "graphicsType": "vnc", "password": "pw", "ttl": 30}
+        err = await rpc2.error("VM.updateDevice", vmID=foreign, params=ticket)
+        assert err["code"] == 75
         assert virconn.lookupByName("test").isActive() == 1
 
         for v in (vm_id, running):
