@@ -34,8 +34,9 @@ def create_app(
     table = methods.build()
 
     async def jsonrpc(request: web.Request) -> web.Response:
-        text = await request.text()
-        body = await dispatch(text, table, services)
+        # The raw bytes: json.loads reads UTF-8 bytes itself (no charset lookup, no decode
+        # step), and a body that is not UTF-8 is a parse error (-32700), not an HTTP 500.
+        body = await dispatch(await request.read(), table, services)
         if not body:  # only notifications: JSON-RPC 2.0 sends nothing back
             return web.Response(status=204)
         return web.Response(text=body, content_type="application/json")

@@ -138,7 +138,7 @@ def validate_request(request: Any) -> Any:
     return request
 
 
-async def dispatch(text: str, methods: dict[str, Any], services: Services) -> str:
+async def dispatch(text: str | bytes, methods: dict[str, Any], services: Services) -> str:
     """Answer one HTTP body: a JSON-RPC response, a batch of them, or "" (notifications)."""
     try:
         request = json.loads(text)

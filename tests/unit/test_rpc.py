@@ -105,3 +105,12 @@ async def test_one_log_line_per_verb(caplog):
 def test_validate_request_refuses(request_):
     with pytest.raises(ValueError):
         rpc.validate_request(request_)
+
+
+async def test_body_is_read_as_bytes_and_bad_utf8_is_a_parse_error():
+    ok = await rpc.dispatch(
+        b'{"jsonrpc": "2.0", "id": 1, "method": "VM.missing"}', table(), services()
+    )
+    assert json.loads(ok)["error"]["code"] == 11
+    bad = await rpc.dispatch(b'{"jsonrpc": "2.0", "id": 1, "method": "\xe9"}', table(), services())
+    assert json.loads(bad)["error"]["code"] == -32700 and json.loads(bad)["id"] is None
