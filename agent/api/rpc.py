@@ -1,17 +1,19 @@
 """JSON-RPC plumbing around jsonrpcserver: verb wrapping, request validation, errors.
 
-`expose(name, fn)` turns a plain `async def verb(services, vmID, ...)` into what jsonrpcserver
-calls. The wrapper binds the verb's own signature itself (so a wrong or missing parameter is
+`expose(name, fn)` turns a plain `async def verb(services, vmID, ...)` into an `Exposed` verb.
+Its `run` checks the call against the verb's own signature (a wrong or missing parameter is
 answered -32602 with the parameter named in `error.data.param`), applies the recovery gate,
 turns `AgentError`s into their stable code and anything unexpected into -32603 with an
 `error_id` that is also in the log (never a traceback or exception text on the wire), and logs
-one line per call: method, VM, outcome, duration.
+one line per call: method, VM, outcome, duration. Calling the `Exposed` itself is
+jsonrpcserver's interface (a `Result`), used for batches.
 
-`dispatch(text, methods, services)` is the request entry point. It replaces jsonrpcserver's
-jsonschema validator (~60 us per call here) with the same structural checks written out, and
-sends a single request straight to jsonrpcserver's `dispatch_request` instead of through its
-batch path, which wraps even one request in `asyncio.gather` (a Task per call). Batches still
-go through jsonrpcserver's batch path, entries concurrently. See bench/rpc_ping.py.
+`dispatch(body, methods, services)` is the request entry point. A single well-formed request
+for an exposed verb (nearly every request) is answered here without jsonrpcserver: the same
+structural checks as its jsonschema validator, written out; the verb's `run`; the response
+object built and serialized directly. Everything else (parse errors, invalid requests,
+batches) goes through jsonrpcserver's `async_dispatch`, batch entries concurrently. The
+answers are the same either way. See bench/rpc_ping.py and README.md "Benchmarks".
 """
 
 from __future__ import annotations
@@ -26,9 +28,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jsonrpcserver import Error, Success, async_dispatch
-from jsonrpcserver.async_dispatcher import dispatch_request
-from jsonrpcserver.dispatcher import create_request, not_notification, to_response
-from jsonrpcserver.response import to_serializable_one
 from jsonrpcserver.result import Result
 
 from agent import errors
@@ -45,27 +44,64 @@ _ANY_ARGS = inspect.Signature(
         inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
     ]
 )
+_REQUEST_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
 
 
-def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Callable[..., Awaitable[Result]]:
-    signature = inspect.signature(fn)
+class Exposed:
+    """One verb as dispatch calls it: `await verb.run(services, args, kwargs)` answers
+    `(True, result)` or `(False, error object)`."""
 
-    async def handler(services: Services, *args: Any, **kwargs: Any) -> Result:
+    def __init__(self, name: str, fn: Verb, *, needs_recovery: bool) -> None:
+        self.name = name
+        self._fn = fn
+        self._needs_recovery = needs_recovery
+        self._signature = inspect.signature(fn)
+        params = list(self._signature.parameters.values())[1:]  # after `services`
+        # Verbs whose parameters are all plain (positional-or-keyword) are checked against
+        # their names below; anything else, and every call that does not fit, goes through
+        # Signature.bind, whose TypeError names the parameter at fault.
+        self._plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        names = [p.name for p in params]
+        required = sum(p.default is p.empty for p in params)  # plain: required come first
+        # With `i` positional arguments: the names a keyword may still use, and the required
+        # names the keywords must cover.
+        self._allowed = [frozenset(names[i:]) for i in range(len(names) + 1)]
+        self._missing = [frozenset(names[i:required]) for i in range(len(names) + 1)]
+        # jsonrpcserver (batches) checks arguments against this; `run` checks them itself.
+        self.__signature__ = _ANY_ARGS
+        self.__name__ = name
+
+    def _fits(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> bool:
+        """True if `fn(services, *args, **kwargs)` binds: no extra, unknown, duplicate or
+        missing parameter."""
+        given = len(args)
+        if not self._plain or given >= len(self._allowed):
+            return False
+        keys = kwargs.keys()
+        return keys <= self._allowed[given] and keys >= self._missing[given]
+
+    async def run(
+        self, services: Services, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    ) -> tuple[bool, Any]:
         start = time.monotonic()
-        vm = kwargs.get("vmID") if isinstance(kwargs.get("vmID"), str) else None
+        name = self.name
+        vm = kwargs.get("vmID") if kwargs else None
+        if not isinstance(vm, str):
+            vm = None
         if vm:
             vm_id_var.set(vm)
         try:
-            try:
-                bound = signature.bind(services, *args, **kwargs)
-            except TypeError as exc:
-                match = _NAMED.search(str(exc))
-                raise errors.InvalidParams(
-                    str(exc), param=match.group(1) if match else None
-                ) from None
-            if needs_recovery and not services.registry.recovered.is_set():
+            if not self._fits(args, kwargs):
+                try:
+                    self._signature.bind(services, *args, **kwargs)
+                except TypeError as exc:
+                    match = _NAMED.search(str(exc))
+                    raise errors.InvalidParams(
+                        str(exc), param=match.group(1) if match else None
+                    ) from None
+            if self._needs_recovery and not services.registry.recovered.is_set():
                 raise errors.Recovering()
-            result = await fn(*bound.args, **bound.kwargs)
+            result = await self._fn(services, *args, **kwargs)
         except errors.AgentError as exc:
             _log_call(
                 services,
@@ -76,7 +112,7 @@ def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Callable[..., Awaita
                 logging.INFO if exc.expected else logging.ERROR,
                 outcome=f"error_{exc.code}",
             )
-            return Error(exc.code, exc.message, exc.data)
+            return False, exc.to_wire()
         except Exception:
             error_id = uuid.uuid4().hex[:12]
             log.exception("%s failed unexpectedly, error_id=%s", name, error_id)
@@ -84,13 +120,18 @@ def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Callable[..., Awaita
                 services, name, vm, start, f"internal error {error_id}", logging.ERROR,
                 outcome="internal_error",
             )  # fmt: skip
-            return Error(-32603, "Internal error", {"error_id": error_id})
+            internal = {"code": -32603, "message": "Internal error", "data": {"error_id": error_id}}
+            return False, internal
         _log_call(services, name, vm, start, "ok", logging.INFO, outcome="ok")
-        return Success(True if result is None else result)
+        return True, True if result is None else result
 
-    handler.__signature__ = _ANY_ARGS  # type: ignore[attr-defined]
-    handler.__name__ = name
-    return handler
+    async def __call__(self, services: Services, /, *args: Any, **kwargs: Any) -> Result:
+        ok, value = await self.run(services, args, kwargs)
+        return Success(value) if ok else Error(value["code"], value["message"], value["data"])
+
+
+def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Exposed:
+    return Exposed(name, fn, needs_recovery=needs_recovery)
 
 
 def _loggable(exc: errors.AgentError) -> str:
@@ -113,10 +154,25 @@ def _log_call(
 ) -> None:
     """One line per verb: method, VM, outcome, duration. Never parameter values."""
     elapsed = time.monotonic() - start
-    log.log(level, "%s vm=%s %s in %.1f ms", name, vm or "-", text, elapsed * 1000)
+    if log.isEnabledFor(level):
+        log.log(level, "%s vm=%s %s in %.1f ms", name, vm or "-", text, elapsed * 1000)
     metrics = getattr(services, "metrics", None)  # unit tests hand in bare namespaces
     if metrics is not None:
         metrics.rpc_finished(name, outcome, elapsed)
+
+
+def _is_request(item: Any) -> bool:
+    if not isinstance(item, dict):
+        return False
+    id_ = item.get("id")
+    return (
+        item.get("jsonrpc") == "2.0"
+        and isinstance(item.get("method"), str)
+        and isinstance(item.get("params", []), list | dict)
+        and isinstance(id_, str | int | type(None))
+        and not isinstance(id_, bool)
+        and item.keys() <= _REQUEST_KEYS
+    )
 
 
 def validate_request(request: Any) -> Any:
@@ -125,43 +181,37 @@ def validate_request(request: Any) -> Any:
     if not items:
         raise ValueError("empty batch")
     for item in items:
-        if (
-            not isinstance(item, dict)
-            or item.get("jsonrpc") != "2.0"
-            or not isinstance(item.get("method"), str)
-            or not isinstance(item.get("params", []), list | dict)
-            or not isinstance(item.get("id"), str | int | type(None))
-            or isinstance(item.get("id"), bool)
-            or not set(item) <= {"jsonrpc", "method", "params", "id"}
-        ):
+        if not _is_request(item):
             raise ValueError("not a JSON-RPC 2.0 request")
     return request
 
 
-async def dispatch(text: str, methods: dict[str, Any], services: Services) -> str:
+def _loads(body: str | bytes) -> Any:
+    """JSON text as sent over HTTP: UTF-8 (RFC 8259), decoded here, which is cheaper than
+    json.loads guessing the encoding of bytes. Raises ValueError for either failure."""
+    return json.loads(body.decode() if isinstance(body, bytes) else body)
+
+
+async def dispatch(body: str | bytes, methods: dict[str, Any], services: Services) -> str:
     """Answer one HTTP body: a JSON-RPC response, a batch of them, or "" (notifications)."""
     try:
-        request = json.loads(text)
-        single = isinstance(request, dict)
-        if single:
-            validate_request(request)
+        request = _loads(body)
     except ValueError:
-        single = False  # parse and validation errors: jsonrpcserver answers them
-    if not single:
+        request = None  # jsonrpcserver answers the parse error
+    verb = methods.get(request["method"]) if _is_request(request) else None
+    if not isinstance(verb, Exposed):
         return await async_dispatch(
-            text, methods=methods, context=services, validator=validate_request
+            body, methods=methods, context=services, deserializer=_loads, validator=validate_request
         )
-    handler = methods.get(request["method"])  # MethodTable answers unknown names itself
-    if handler is None:
-        outcome = await dispatch_request(methods, services, create_request(request))
-        if not not_notification(outcome):
-            return ""
-        return json.dumps(to_serializable_one(to_response(*outcome)))
-    # Our handlers bind and check the verb's own signature (see expose), so jsonrpcserver's
-    # validate_args, which recomputes inspect.signature on every call, is skipped here.
-    params = request.get("params", [])
-    result = await (handler(services, *params) if isinstance(params, list)
-                    else handler(services, **params))  # fmt: skip
-    if "id" not in request:
+    params = request.get("params")
+    if params is None:
+        ok, value = await verb.run(services, (), {})
+    elif isinstance(params, list):
+        ok, value = await verb.run(services, params, {})
+    else:
+        ok, value = await verb.run(services, (), params)
+    if "id" not in request:  # a notification: run, never answered
         return ""
-    return json.dumps(to_serializable_one(to_response(create_request(request), result)))
+    if ok:
+        return json.dumps({"jsonrpc": "2.0", "result": value, "id": request["id"]})
+    return json.dumps({"jsonrpc": "2.0", "error": value, "id": request["id"]})

@@ -16,29 +16,80 @@ come from the callables handed to `watch()`.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import itertools
+import math
+import time
 from collections import Counter as _Counter
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_LE = [floatToGoString(b) for b in (*_FAST, math.inf)]  # bucket labels, as Histogram writes them
 _SLOW = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class _RpcCalls(Collector):
+    """hvagent_rpc_requests_total{method,outcome} and hvagent_rpc_duration_seconds{method}: the
+    samples prometheus_client's Counter and Histogram would expose (with their _created), kept
+    as plain numbers. Their children lock a mutex per increment and walk the buckets on every
+    observation, once per RPC call; here a call costs one dict lookup and a bisect. Recorded
+    and collected on the event-loop thread only (the registry's scrape runs there)."""
+
+    def __init__(self) -> None:
+        # (method, outcome) -> ([calls, created], per-method [sum, created, *bucket counts])
+        self._series: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+        self._per_method: dict[str, list[float]] = {}
+
+    def record(self, method: str, outcome: str, duration_s: float) -> None:
+        series = self._series.get((method, outcome))
+        if series is None:
+            now = time.time()
+            hist = self._per_method.setdefault(method, [0.0, now] + [0] * (len(_FAST) + 1))
+            series = self._series[(method, outcome)] = ([0, now], hist)
+        calls, hist = series
+        calls[0] += 1
+        hist[0] += duration_s
+        hist[2 + bisect.bisect_left(_FAST, duration_s)] += 1  # the first bound >= duration
+
+    def describe(self) -> list[Metric]:
+        return list(self.collect())  # for the registry's name check: the family names
+
+    def collect(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily(
+            "hvagent_rpc_requests", "JSON-RPC verb calls", labels=["method", "outcome"]
+        )
+        for labels, ((count, created), _) in list(self._series.items()):
+            calls.add_metric(labels, count, created=created)
+        yield calls
+        durations = HistogramMetricFamily(
+            "hvagent_rpc_duration_seconds", "JSON-RPC verb duration", labels=["method"]
+        )
+        for method, (total, created, *counts) in list(self._per_method.items()):
+            buckets = list(zip(_LE, itertools.accumulate(counts), strict=True))
+            durations.add_metric([method], buckets, total)
+            durations.samples.append(
+                Sample(durations.name + "_created", {"method": method}, created)
+            )
+        yield durations
 
 
 class Instruments:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
-        self.rpc_requests = Counter(
-            "hvagent_rpc_requests", "JSON-RPC verb calls", ["method", "outcome"], registry=r
-        )
-        self.rpc_duration = Histogram(
-            "hvagent_rpc_duration_seconds", "JSON-RPC verb duration", ["method"],
-            buckets=_FAST, registry=r,
-        )  # fmt: skip
+        self._rpc = _RpcCalls()
+        r.register(self._rpc)
         self.power_operations = Counter(
             "hvagent_power_operations",
             "Finished power operations by kind, outcome and last stage (agent, acpi, forced)",
@@ -70,21 +121,11 @@ class Instruments:
             registry=r,
         )  # fmt: skip
         self._registry = r
-        # labels() costs a lock and a dict walk per call; the RPC path caches its children.
-        self._rpc_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     # -- recording --------------------------------------------------------------------------
 
     def rpc_finished(self, method: str, outcome: str, duration_s: float) -> None:
-        children = self._rpc_children.get((method, outcome))
-        if children is None:
-            children = (
-                self.rpc_requests.labels(method, outcome),
-                self.rpc_duration.labels(method),
-            )
-            self._rpc_children[(method, outcome)] = children
-        children[0].inc()
-        children[1].observe(duration_s)
+        self._rpc.record(method, outcome, duration_s)
 
     def libvirt_call(self, call: str, duration_s: float) -> None:
         self.libvirt_calls.labels(call).observe(duration_s)

@@ -1,6 +1,7 @@
 """The dispatch wrapper: parameter binding, recovery gate, internal errors, logging."""
 
 import asyncio
+import inspect
 import json
 import logging
 from types import SimpleNamespace
@@ -105,3 +106,65 @@ async def test_one_log_line_per_verb(caplog):
 def test_validate_request_refuses(request_):
     with pytest.raises(ValueError):
         rpc.validate_request(request_)
+
+
+async def test_body_is_read_as_bytes_and_bad_utf8_is_a_parse_error():
+    ok = await rpc.dispatch(
+        b'{"jsonrpc": "2.0", "id": 1, "method": "VM.missing"}', table(), services()
+    )
+    assert json.loads(ok)["error"]["code"] == 11
+    bad = await rpc.dispatch(b'{"jsonrpc": "2.0", "id": 1, "method": "\xe9"}', table(), services())
+    assert json.loads(bad)["error"]["code"] == -32700 and json.loads(bad)["id"] is None
+
+
+async def three(services, a, b=2, c=3):
+    return [a, b, c]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [(), ("x",), ("x", 1), ("x", 1, 2), ("x", 1, 2, 3)],
+)
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"a": 1}, {"b": 1}, {"c": 1}, {"a": 1, "c": 1}, {"b": 1, "c": 1}, {"d": 1},
+     {"services": 1}, {"a": 1, "b": 1, "c": 1}],
+)  # fmt: skip
+def test_fast_argument_check_agrees_with_signature_bind(args, kwargs):
+    verb = rpc.expose("X.three", three, needs_recovery=False)
+    try:
+        inspect.signature(three).bind(None, *args, **kwargs)
+        binds = True
+    except TypeError:
+        binds = False
+    assert verb._fits(args, kwargs) is binds
+
+
+REQUESTS = [
+    {"jsonrpc": "2.0", "id": 1, "method": "VM.echo", "params": {"vmID": "a"}},
+    {"jsonrpc": "2.0", "id": "s", "method": "VM.echo", "params": ["a", 2]},
+    {"jsonrpc": "2.0", "id": 2, "method": "VM.echo", "params": {"vmID": "a", "bogus": 1}},
+    {"jsonrpc": "2.0", "id": 3, "method": "VM.echo", "params": ["a", 1, 2]},
+    {"jsonrpc": "2.0", "id": None, "method": "VM.missing"},
+    {"jsonrpc": "2.0", "id": 4, "method": "VM.boom", "params": {"vmID": "b"}},
+    {"jsonrpc": "2.0", "id": 5, "method": "VM.nosuch"},
+    {"jsonrpc": "2.0", "id": 6, "method": "VM.echo", "params": {"vmID": "a", "services": 1}},
+]
+
+
+@pytest.mark.parametrize("request_", REQUESTS)
+async def test_single_answer_is_the_batch_answer(request_):
+    """A single request takes the fast path, a batch goes through jsonrpcserver: same answer."""
+    single = json.loads(await rpc.dispatch(json.dumps(request_), table(), services()))
+    (batched,) = json.loads(await rpc.dispatch(json.dumps([request_]), table(), services()))
+    if request_["method"] == "VM.boom":  # a fresh error_id each time
+        single["error"]["data"] = batched["error"]["data"] = None
+    assert single == batched
+    assert single["id"] == request_["id"]
+
+
+async def test_notification_runs_the_verb_and_gets_no_answer(caplog):
+    caplog.set_level(logging.INFO, logger="agent.api")
+    body = json.dumps({"jsonrpc": "2.0", "method": "VM.echo", "params": {"vmID": "n"}})
+    assert await rpc.dispatch(body, table(), services()) == ""
+    assert [r.getMessage()[:13] for r in caplog.records] == ["VM.echo vm=n "]
