@@ -13,7 +13,8 @@ that reconnect (reference §13.8); here any authenticated client cancels the pen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from agent.consoles import GraphicsInfo
@@ -48,7 +49,7 @@ class DisconnectPolicy:
         return now + max(grace_s, self.delay_min * 60.0)
 
 
-def console_of(consoles: list[GraphicsInfo] | tuple[GraphicsInfo, ...], port: int | None) -> str:
+def console_of(consoles: Sequence[GraphicsInfo], port: int | None) -> str:
     """The console type a client reached, by the local port (plain or TLS) libvirt reports.
 
     A client on a Unix socket (no port) or an unknown port belongs to the only console when
@@ -60,12 +61,12 @@ def console_of(consoles: list[GraphicsInfo] | tuple[GraphicsInfo, ...], port: in
     return consoles[0].type if len(consoles) == 1 else "unknown"
 
 
-@dataclass
 class Sessions:
     """Authenticated console clients: console type -> open (host, port) connections."""
 
-    _open: dict[str, dict[tuple[str, int | None], int]] = field(default_factory=dict)
-    _seq: int = 0  # order of opening, for the most recent client's address
+    def __init__(self) -> None:
+        self._open: dict[str, dict[tuple[str, int | None], int]] = {}
+        self._seq = 0  # order of opening, for the most recent client's address
 
     def opened(self, console: str, host: str, port: int | None) -> None:
         self._seq += 1

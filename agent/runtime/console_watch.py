@@ -70,7 +70,7 @@ class ConsoleWatch:
         now: float,
     ) -> None:
         """A GRAPHICS event: count sessions, arm or cancel the disconnect action."""
-        console = console_of(tuple(consoles), client.local_port)
+        console = console_of(consoles, client.local_port)
         before = self.sessions.count(console)
         if kind is EventKind.GRAPHICS_INITIALIZE:
             self.sessions.opened(console, client.remote_host, client.remote_port)
