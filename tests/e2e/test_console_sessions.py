@@ -147,3 +147,42 @@ async def test_spice_tls_port_is_reported_and_speaks_tls(rpc, agent, guest, virc
     # QEMU serves TLS on it with the rig's CA-signed certificate.
     assert (await asyncio.to_thread(tls_handshake, int(tls_port))).startswith("TLS")
     assert await rpc.call("VM.destroy", vmID=vm_id) is True
+
+
+async def wait_log(agent, text: str, timeout: float, count: int = 1) -> None:
+    async def seen():
+        return agent.log.read_text().count(text) >= count
+
+    await until(seen, timeout, f"{text!r} x{count} in hvagent's log")
+
+
+@pytest.mark.hvagent_set("power.console_disconnect_grace_s=120")
+async def test_a_client_coming_back_cancels_the_disconnect_action(rpc, agent, guest):
+    vm_id, params = guest_params(
+        guest,
+        devices=[{"type": "graphics", "device": "vnc", "specParams": {"displayIp": "127.0.0.1"}}],
+    )
+    await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+    port = (await rpc.wait_status(vm_id, "Up", 60))["displayPort"]
+    ticket = {"deviceType": "graphics", "graphicsType": "vnc", "password": PASSWORD, "ttl": 300}
+    await rpc.call("VM.updateDevice", vmID=vm_id, params={**ticket, "disconnectAction": "SHUTDOWN"})
+
+    async def session() -> None:
+        viewer = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.e2e.vnc_hold", port,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        viewer.stdin.write(f"{PASSWORD}\n".encode())
+        await viewer.stdin.drain()
+        assert await asyncio.wait_for(viewer.stdout.readline(), 60) == b"READY\n"
+        viewer.stdin.close()
+        assert await asyncio.wait_for(viewer.wait(), 60) == 0
+
+    await session()
+    await wait_log(agent, "the last console client left: SHUTDOWN in 120 s", 30)
+    await session()  # back well within the 120 s grace
+    await wait_log(agent, "disconnect action SHUTDOWN cancelled: a client connected", 30)
+    await wait_log(agent, "the last console client left: SHUTDOWN", 30, count=2)
+    (stats,) = await rpc.call("VM.getStats", vmID=vm_id)
+    assert stats["status"] == "Up" and "powerOperation" not in stats
+    assert await rpc.call("VM.destroy", vmID=vm_id) is True
