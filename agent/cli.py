@@ -27,6 +27,8 @@ from typing import Any
 
 import aiohttp
 
+from agent import __version__
+
 DEFAULT_SOCKET = "/run/hvagent/hvagent.sock"
 EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -47,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     p.add_argument("-f", "--file", type=Path, help="read the params as a JSON object from FILE")
     p.add_argument("-h", "--help", action="store_true", help="show this help and the verbs")
+    p.add_argument("--version", action="version", version=f"hvagent-client {__version__}")
     p.add_argument("namespace", nargs="?", help="Host, VM, ... or 'events'")
     p.add_argument("verb", nargs="?")
     p.add_argument("params", nargs="*", metavar="name=value")
