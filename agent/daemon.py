@@ -117,7 +117,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     metrics_registry = CollectorRegistry(auto_describe=False)
     instruments = Instruments(metrics_registry)
     port.call_observer = instruments.libvirt_call
-    registry = VmRegistry(port, bus, power_config=cfg.power, observer=instruments)
+    registry = VmRegistry(port, bus, virt=cfg.virt, power_config=cfg.power, observer=instruments)
     sampler = Sampler(
         port,
         interval_s=cfg.metrics.sample_interval_s,

@@ -11,7 +11,7 @@ from agent.api.methods import VERBS
 ROOT = Path(__file__).parents[2]
 PURE = [
     "agent/spec.py",
-    "agent/params.py",
+    *map(str, Path(ROOT).glob("agent/intake/*.py")),
     "agent/status.py",
     "agent/errors.py",
     "agent/hostinfo.py",

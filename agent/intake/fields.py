@@ -1,4 +1,5 @@
-"""Strict readers for engine-supplied dicts (vmParams and its device entries).
+"""Strict readers for engine-supplied dicts (vmParams and its device entries), and the one
+boolean parser every wire value goes through.
 
 VDSM engines send numbers and booleans both as JSON values and as strings ("1024", "true"),
 so readers accept both spellings and nothing else. Every failure names the field by its path
@@ -14,9 +15,17 @@ from typing import Any
 
 from agent.errors import InvalidParams, MissingParameter
 
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
 _MISSING = object()
+
+
+def parse_bool(value: Any, param: str) -> bool:
+    """A wire boolean: JSON true/false or the strings "true"/"false" in any case, as VDSM's
+    engines send them (VDSM's own conversion accepts the same). Anything else is -32602."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidParams(f"{param}: expected a boolean, got {value!r}", param=param)
 
 
 class Fields:
@@ -41,6 +50,11 @@ class Fields:
                 raise MissingParameter(f"{self.name(key)} is required", param=self.name(key))
             return _MISSING
         return value
+
+    def obj(self, key: str) -> Fields:
+        """The nested object at `key` (an empty one when absent), e.g. `specParams`."""
+        raw = self._data.get(key)
+        return Fields({} if raw is None else raw, self.name(key))
 
     def raw(self, key: str) -> Any:
         """The untyped value (None when absent); callers check it themselves."""
@@ -91,11 +105,7 @@ class Fields:
         value = self._get(key, False)
         if value is _MISSING:
             return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-            return value.lower() in _TRUE
-        raise self.bad(key, f"expected a boolean, got {value!r}")
+        return parse_bool(value, self.name(key))
 
     def choice(
         self,
