@@ -44,10 +44,10 @@ class InternalError(AgentError):
     expected = False
 
 
-def internal_error(log: logging.Logger, what: str) -> InternalError:
-    """Log the exception being handled with a fresh error id; the error to answer with."""
+def internal_error(log: logging.Logger, what: str, exc: BaseException) -> InternalError:
+    """Log `exc` (a bug) with a fresh error id and its traceback; the error to answer with."""
     error_id = uuid.uuid4().hex[:12]
-    log.error("%s, error_id=%s", what, error_id, exc_info=True)
+    log.error("%s, error_id=%s", what, error_id, exc_info=exc)
     return InternalError(error_id=error_id)
 
 

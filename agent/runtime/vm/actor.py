@@ -9,7 +9,7 @@ while handling an event or a deadline is logged the same way. The loop ends when
 destroyed (its domain undefined) or when the registry cancels it at shutdown, which leaves
 the guest untouched.
 
-The owner drives at most one Operation (runtime/vm/operation.py) at a time, wakes at the
+The owner runs at most one Operation at a time (through runtime/vm/driver.py), wakes at the
 earliest deadline (the operation's, the console disconnect action's), and owns per-VM
 subtasks (runtime/vm/subtasks.py). Status changes are published on the StatusBus; the Down
 status and its exit info are first written to the domain metadata, so a restarted hvagent
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Awaitable
 from typing import Any, Protocol
@@ -34,7 +33,7 @@ from agent.runtime.bus import StatusBus
 from agent.runtime.vm import operations, reporting
 from agent.runtime.vm.commands import Command, DestroyCommand
 from agent.runtime.vm.console_watch import ConsoleObserver, ConsoleWatch
-from agent.runtime.vm.operation import ActionContext, Operation, OpStep
+from agent.runtime.vm.driver import OperationDriver, OperationObserver
 from agent.runtime.vm.state import VmState, exit_for_stop
 from agent.runtime.vm.subtasks import Subtasks
 from agent.runtime.vm.tickets import Consoles
@@ -50,14 +49,8 @@ _GRAPHICS = (
 )
 
 
-class OwnerObserver(ConsoleObserver, Protocol):
+class OwnerObserver(ConsoleObserver, OperationObserver, Protocol):
     """Who counts operations and console state (metrics.instruments.Instruments)."""
-
-    def power_operation_started(self) -> None: ...
-
-    def power_operation_finished(
-        self, kind: str, outcome: str, stage: str, duration_s: float
-    ) -> None: ...
 
 
 class VmOwner:
@@ -85,13 +78,10 @@ class VmOwner:
         )
         self.tickets = Consoles(self, facts.consoles, watch)
         self.subtasks = Subtasks()
-        self.operation: Operation | None = None
-        self._observer = observer
+        self.ops = OperationDriver(self, observer)
         self._bus = bus
         self._inbox: asyncio.Queue[Command | DomainEvent] = asyncio.Queue()
         self._get: asyncio.Task[Command | DomainEvent] | None = None
-        self._op_began: float | None = None  # monotonic; set while an operation is counted
-        self._op_report: dict[str, Any] | None = None  # carried in status events
         self._gone = False
 
     @classmethod
@@ -116,7 +106,7 @@ class VmOwner:
         owner = cls(port, bus, facts, status, **kw)
         recorded_op = facts.metadata.operation if facts.metadata else None
         if recorded_op is not None:
-            owner.operation = operations.resume(recorded_op, status)
+            owner.ops.current = operations.resume(recorded_op, status)
         return owner
 
     # -- called by the registry and the verbs (event-loop thread) -------------------------
@@ -156,8 +146,8 @@ class VmOwner:
     @property
     def power_operation(self) -> str | None:
         """The running (or to be resumed) operation's kind, else None."""
-        op = self.operation
-        return op.kind if op is not None and op.running else None
+        op = self.ops.running
+        return op.kind if op is not None else None
 
     @property
     def gone(self) -> bool:
@@ -169,7 +159,7 @@ class VmOwner:
     def stats(self) -> dict[str, Any]:
         w = self.tickets.watch
         return reporting.stats(
-            self.state, self.tickets.ports, w.sessions.count, w.sessions.client_ip, self._op_report
+            self.state, self.tickets.ports, w.sessions.count, w.sessions.client_ip, self.ops.report
         )
 
     def info(self) -> dict[str, Any]:
@@ -214,82 +204,13 @@ class VmOwner:
             log.info("status %s -> %s", old, status)
         self._bus.publish_status(self.vm_id, self.stats())
 
-    async def begin(self, op: Operation) -> None:
-        """Start an operation (none may be running)."""
-        self.operation = op
-        self._count_start()
-        await self.drive(op.start(self.clock.time()))
-
-    def cancel_operation(self, why: str) -> None:
-        op = self.operation
-        if op is not None and op.running:
-            log.info("%s cancelled: %s", op.kind, why)
-            op.cancel()
-            self._count_end(op, "stopped")
-            self.state.forget_operation()
-        self.operation = None
-
-    async def drive(self, step: OpStep) -> None:
-        """Persist, publish, then execute one step of the operation (and its follow-ups)."""
-        op = self.operation
-        if op is None:
-            return
-        while True:
-            if step.log:
-                log.log(step.level, "%s: %s", op.kind, step.log)
-            if step.persist:
-                await self.state.persist(operation=None if step.outcome else op.to_metadata())
-            self._op_report = step.report or self._op_report
-            if step.outcome is not None:
-                self._count_end(op, step.outcome)
-            changed = step.status is not self.state.status or step.outcome is not None
-            if step.status is not None and step.status is not VmStatus.DOWN and changed:
-                self.set_status(step.status)
-            nxt = await self._perform(op, step)
-            if nxt is None:
-                return
-            step = nxt
-
-    async def _perform(self, op: Operation, step: OpStep) -> OpStep | None:
-        """Run a step's actions; a failure or a follow-up feeds the operation and returns
-        its next step."""
-        ctx = ActionContext(self.port, self.vm_id, self.power_config)
-        for action in step.actions:
-            began = time.monotonic()
-            try:
-                await action.run(ctx)
-            except (errors.AgentError, TimeoutError) as exc:
-                reason = exc.reason if isinstance(exc, errors.AgentError) else "timed out"
-                log.warning("%s %s failed: %s", op.kind, action.name, reason)
-                return op.on_action_failed(action, self.clock.time(), reason)
-            took = time.monotonic() - began
-            log.log(
-                logging.INFO if took > 0.5 else logging.DEBUG, "%s took %.3f s", action.name, took
-            )
-            follow = op.after_action(action, self.clock.time())
-            if follow is not None:
-                return follow
-        return None
-
-    def _count_start(self) -> None:
-        if self._observer is not None and self._op_began is None:
-            self._observer.power_operation_started()
-        self._op_began = time.monotonic()
-
-    def _count_end(self, op: Operation, outcome: str) -> None:
-        if self._observer is not None and self._op_began is not None:
-            took = time.monotonic() - self._op_began
-            self._observer.power_operation_finished(op.kind, outcome, op.stage, took)
-        self._op_began = None
-
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
         vm_id_var.set(str(self.vm_id))
         self._publish_consoles()
         try:
-            if self.operation is not None:
-                await self._contained("resuming the operation", self._resume())
+            await self._contained("resuming the operation", self.ops.resume())
             while not self._gone:
                 item = await self._next_item()
                 if item is None:
@@ -320,8 +241,8 @@ class VmOwner:
             await cmd.execute(self)
         except errors.AgentError as exc:
             failure: errors.AgentError = exc
-        except Exception:
-            failure = errors.internal_error(log, f"{type(cmd).__name__} failed unexpectedly")
+        except Exception as exc:
+            failure = errors.internal_error(log, f"{type(cmd).__name__} failed unexpectedly", exc)
         else:
             if not cmd.done.done():
                 cmd.done.set_result(None)
@@ -335,24 +256,15 @@ class VmOwner:
     async def _contained(what: str, work: Awaitable[None]) -> None:
         try:
             await work
-        except Exception:
-            errors.internal_error(log, f"{what} failed unexpectedly")
-
-    async def _resume(self) -> None:
-        op = self.operation
-        assert op is not None
-        log.info("resuming %s: %s stage, deadline %s", op.kind, op.stage or "-", op.deadline)
-        self._count_start()
-        await self.drive(op.resume(self.clock.time()))
+        except Exception as exc:
+            errors.internal_error(log, f"{what} failed unexpectedly", exc)
 
     async def _next_item(self) -> Command | DomainEvent | None:
         """The next inbox item, or None when a deadline (the operation's, the console
         disconnect action's) comes first."""
         if self._get is None:
             self._get = asyncio.ensure_future(self._inbox.get())
-        deadlines = [self.tickets.action_at]
-        if self.operation is not None:
-            deadlines.append(self.operation.deadline)
+        deadlines = [self.tickets.action_at, self.ops.deadline]
         deadline = min((d for d in deadlines if d is not None), default=None)
         if deadline is not None and not self._get.done():
             sleeper = asyncio.ensure_future(self.clock.sleep_until(deadline))
@@ -369,26 +281,22 @@ class VmOwner:
     async def _on_deadline(self) -> None:
         now = self.clock.time()
         await self.tickets.on_deadline(now)
-        op = self.operation
-        if op is not None and op.running and op.deadline is not None and now >= op.deadline:
-            await self.drive(op.on_deadline(now))
+        await self.ops.on_deadline(now)
 
     async def _on_event(self, event: DomainEvent) -> None:
         state = self.state
         if event.kind is EventKind.REBOOT and state.meta.destroy_on_reboot and not state.external:
             log.info("the guest rebooted and destroy-on-reboot is set: destroying")
-            self.cancel_operation("destroy on reboot")
+            self.ops.cancel("destroy on reboot")
             state.stop_reason = ExitReason.DESTROYED_ON_REBOOT
             try:
                 await self.port.destroy(self.vm_id, graceful_attempts=0)
             except errors.AgentError as exc:
                 log.warning("destroy on reboot failed: %s", exc.reason)
             return
-        op = self.operation
-        requested = state.stop_reason
-        if op is not None and op.running:
-            requested = op.expected_exit or requested
-            await self.drive(op.on_event(event, self.clock.time()))
+        op = self.ops.running
+        requested = (op.expected_exit if op is not None else None) or state.stop_reason
+        await self.ops.on_event(event)
         match event.kind:
             case kind if kind in _GRAPHICS:
                 self.tickets.on_client(event, self.clock.time())
@@ -416,8 +324,7 @@ class VmOwner:
                 )
 
     async def _went_down(self, exit_info: ExitInfo) -> None:
-        if self.operation is not None and self.operation.running:
-            self.cancel_operation("the domain stopped")
+        self.ops.cancel("the domain stopped")
         await self.subtasks.stop_running()
         await self.state.persist(exit=exit_info, operation=None)
         self.set_status(VmStatus.DOWN, exit_info)

@@ -63,7 +63,7 @@ class DestroyCommand(Command):
 
     async def execute(self, vm: VmOwner) -> None:
         vm.require_managed("it is left untouched")
-        vm.cancel_operation("VM.destroy")
+        vm.ops.cancel("VM.destroy")
         if vm.state.status is not VmStatus.DOWN:
             vm.state.stop_reason = ExitReason.ADMIN_SHUTDOWN
             await vm.port.destroy(vm.vm_id, graceful_attempts=self.graceful_attempts)
@@ -102,15 +102,15 @@ class PowerCommand(Command):
             agent=vm.state.agent_connected,
             acpi=vm.state.facts.acpi,
         )
-        current = vm.operation
-        if isinstance(current, PowerLadder) and current.running:
+        current = vm.ops.running
+        if isinstance(current, PowerLadder):
             if current.plan.kind is not self.kind:
                 raise errors.WrongState(f"a {current.plan.kind} is in progress", vmId=str(vm.vm_id))
             log.info("%s in progress: plan updated (force=%s)", self.kind, self.force)
             self.done.set_result(None)
-            await vm.drive(current.update(plan))
+            await vm.ops.drive(current.update(plan))
             return
-        if current is not None and current.running:
+        if current is not None:
             raise errors.OperationConflict(f"a {current.kind} is in progress", vmId=str(vm.vm_id))
         log.info(
             "%s requested (delay %s s, timeout %s s, force %s): %s",
@@ -121,7 +121,7 @@ class PowerCommand(Command):
             plan.message,
         )
         self.done.set_result(None)  # accepted: the verb answers true now
-        await vm.begin(PowerLadder(plan, pre_status=vm.state.status))
+        await vm.ops.begin(PowerLadder(plan, pre_status=vm.state.status))
 
 
 @dataclass
