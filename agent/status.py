@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
-from agent.wiretext import scrub
+from agent.wirevalues import scrub
 
 
 class VmStatus(StrEnum):

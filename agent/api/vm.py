@@ -8,7 +8,6 @@ from typing import Any
 
 from agent import consoles, errors, power, sessions
 from agent.api.context import Services
-from agent.intake.fields import parse_bool, parse_uuid
 from agent.logs import Secret
 from agent.runtime.vm import (
     DestroyOnRebootCommand,
@@ -16,7 +15,7 @@ from agent.runtime.vm import (
     ResetCommand,
     TicketCommand,
 )
-from agent.wiretext import scrub
+from agent.wirevalues import parse_bool, parse_uuid, scrub
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:

@@ -1,5 +1,4 @@
-"""Strict readers for engine-supplied dicts (vmParams and its device entries), and the one
-boolean parser every wire value goes through.
+"""Strict readers for engine-supplied dicts (vmParams and its device entries).
 
 VDSM engines send numbers and booleans both as JSON values and as strings ("1024", "true"),
 so readers accept both spellings and nothing else. Every failure names the field by its path
@@ -9,23 +8,13 @@ so readers accept both spellings and nothing else. Every failure names the field
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent.errors import InvalidParams, MissingParameter
+from agent.wirevalues import parse_bool, parse_uuid
 
 _MISSING = object()
-
-
-def parse_bool(value: Any, param: str) -> bool:
-    """A wire boolean: JSON true/false or the strings "true"/"false" in any case, as VDSM's
-    engines send them (VDSM's own conversion accepts the same). Anything else is -32602."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise InvalidParams(f"{param}: expected a boolean, got {value!r}", param=param)
 
 
 class Fields:
@@ -143,16 +132,6 @@ class Fields:
         if not isinstance(value, list):
             raise self.bad(key, f"expected a list, got {_json_type(value)}")
         return value
-
-
-def parse_uuid(value: Any, param: str) -> uuid.UUID:
-    """A VM id on the wire: a UUID string in any of Python's accepted spellings."""
-    if not isinstance(value, str):
-        raise InvalidParams(f"{param} must be a UUID string", param=param)
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidParams(f"{param} must be a valid UUID, got {value!r}", param=param) from None
 
 
 def _json_type(value: Any) -> str:

@@ -13,8 +13,9 @@ from dataclasses import replace
 
 from agent.config import VirtConfig
 from agent.errors import InvalidParams
-from agent.intake.fields import Fields, parse_bool
+from agent.intake.fields import Fields
 from agent.spec import SPICE_CHANNELS, GraphicsSpec
+from agent.wirevalues import parse_bool
 
 # Legacy top-level keys copied into a synthesised device's specParams (reference §3.1).
 _LEGACY_KEYS = {

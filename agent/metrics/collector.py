@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from agent.metrics.sampler import Snapshot
+from agent.metrics.snapshot import Snapshot
 
 KIB = 1024
 NS = 1e-9

@@ -13,6 +13,7 @@ PURE = [
     "agent/spec.py",
     *map(str, Path(ROOT).glob("agent/intake/*.py")),
     "agent/status.py",
+    "agent/wirevalues.py",
     "agent/errors.py",
     "agent/hostinfo.py",
     "agent/config.py",
