@@ -144,7 +144,10 @@ async def events(request: web.Request) -> web.WebSocketResponse:
             if message is None:  # dropped by the bus for falling behind
                 await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
                 break
-            await ws.send_str(json.dumps(message))
+            try:
+                await ws.send_str(json.dumps(message))
+            except ConnectionResetError:  # the client went away between two messages
+                break
     finally:
         services.bus.unsubscribe(queue)
         reader.cancel()

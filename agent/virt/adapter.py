@@ -191,22 +191,27 @@ class LibvirtHypervisor:
             raise err from exc
 
     async def define_and_start(self, xml: str, *, paused: bool) -> None:
-        try:
-            dom = await self._call(
-                "define", self._conn.defineXMLFlags, xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE
-            )
-        except libvirt.libvirtError as exc:
-            raise translate(exc, errors.CreateFailed) from exc
-        flags = libvirt.VIR_DOMAIN_START_PAUSED if paused else 0
-        try:
-            await self._call("create", dom.createWithFlags, flags)
-        except libvirt.libvirtError as exc:
-            log.info("start failed, undefining the domain: %s", exc.get_error_message())
-            await self._undefine_dom(dom)
-            raise translate(exc, errors.CreateFailed) from exc
-        except asyncio.CancelledError:
-            await self._undefine_dom(dom)
-            raise
+        """Define (schema-validated) and start in one trip to the libvirt threads; a domain
+        that fails to start is undefined again before this returns. Cancelling the caller
+        does not stop the thread: the domain then runs with hvagent's metadata and the next
+        recovery adopts it."""
+
+        def work() -> None:
+            try:
+                dom = self._conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            except libvirt.libvirtError as exc:
+                raise translate(exc, errors.CreateFailed) from exc
+            try:
+                dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED if paused else 0)
+            except libvirt.libvirtError as exc:
+                log.info("start failed, undefining the domain: %s", exc.get_error_message())
+                try:
+                    self._undefine_now(dom)
+                except libvirt.libvirtError as undef:
+                    log.warning("could not undefine it: %s", undef.get_error_message())
+                raise translate(exc, errors.CreateFailed) from exc
+
+        await self._call("define_and_start", work)
 
     async def destroy(self, vm_id: uuid.UUID, *, graceful_attempts: int) -> None:
         dom = await self._lookup(vm_id)
@@ -267,6 +272,16 @@ class LibvirtHypervisor:
         await self._undefine_dom(dom)
 
     async def _undefine_dom(self, dom: libvirt.virDomain) -> None:
+        try:
+            await self._call("undefine", self._undefine_now, dom)
+        except libvirt.libvirtError as exc:
+            raise translate(exc) from exc
+
+    @staticmethod
+    def _undefine_now(dom: libvirt.virDomain) -> None:
+        """Undefine with the flags that also drop NVRAM, managed save, snapshot and
+        checkpoint metadata; the plain call for drivers without them (the test driver); a
+        domain already gone is not an error. Runs on a libvirt thread."""
         flags = (
             libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
             | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
@@ -274,21 +289,23 @@ class LibvirtHypervisor:
             | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
         )
         try:
-            await self._call("undefine", dom.undefineFlags, flags)
+            dom.undefineFlags(flags)
+            return
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            code = exc.get_error_code()
+            if code == libvirt.VIR_ERR_NO_DOMAIN:
                 return
-            if exc.get_error_code() not in (
+            if code not in (
                 libvirt.VIR_ERR_NO_SUPPORT,
                 libvirt.VIR_ERR_INVALID_ARG,
                 libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
             ):
-                raise translate(exc) from exc
-            try:  # drivers without those flags (the test driver) take the plain call
-                await self._call("undefine", dom.undefine)
-            except libvirt.libvirtError as exc2:
-                if exc2.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                    raise translate(exc2) from exc2
+                raise
+        try:
+            dom.undefine()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
 
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         dom = await self._lookup(vm_id)
