@@ -21,8 +21,10 @@ import signal
 import socket
 import stat
 import sys
+import threading
+import time
 import tomllib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +93,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(cfg.logging.level)
     try:
-        return asyncio.run(run(cfg))
+        code = asyncio.run(run(cfg))
     except KeyboardInterrupt:
-        return 0
+        code = 0
+    exit_past_stuck_threads(code)
+    return code
+
+
+def exit_past_stuck_threads(
+    code: int, grace_s: float = 2.0, exit_now: Callable[[int], object] = os._exit
+) -> None:
+    """A libvirt call stuck in a worker thread (a hung libvirtd, a domain job held by
+    another client) would keep the interpreter from exiting: it joins every pool thread at
+    exit. Past a short grace the process exits anyway, saying which threads it left."""
+    deadline = time.monotonic() + grace_s
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in stuck:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in stuck if t.is_alive()]
+    if stuck:
+        log.warning(
+            "exiting with %d thread(s) still in a call: %s",
+            len(stuck),
+            ", ".join(sorted(t.name for t in stuck)),
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        exit_now(code)
 
 
 async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = None) -> int:

@@ -224,3 +224,23 @@ async def test_a_new_operation_kind_plugs_into_the_shell(monkeypatch):
     resumed = again.owner.ops.current
     assert isinstance(resumed, Cleanup) and resumed.seen == ["resume"]
     await again.stop()
+
+
+@pytest.mark.parametrize(
+    ("cause", "reason", "code"),
+    [
+        (StopCause.FAILED, ExitReason.LOST_QEMU_CONNECTION, 1),  # QEMU killed under the guest
+        (StopCause.CRASHED, ExitReason.LOST_QEMU_CONNECTION, 1),
+        (StopCause.DESTROYED, ExitReason.LOST_QEMU_CONNECTION, 1),  # virsh destroy
+        (StopCause.SHUTDOWN, ExitReason.USER_SHUTDOWN, 0),
+    ],
+)
+async def test_a_stop_outside_hvagent_reports_vdsm_exit_reason(cause, reason, code):
+    rig = Rig()
+    await settle()
+    rig.owner.post_event(DomainEvent(VM, EventKind.STOPPED, cause))
+    await settle()
+    stats = rig.owner.stats()
+    assert (stats["status"], stats["exitReason"], stats["exitCode"]) == ("Down", reason, code)
+    assert rig.port.meta[VM].exit.reason is reason  # persisted for a restarted hvagent
+    await rig.stop()
