@@ -159,7 +159,7 @@ class Container:
         self.proc: subprocess.Popen[bytes] | None = None
         self.leader = 0
 
-    def boot(self, timeout: float = 120) -> None:
+    def boot(self, timeout: float = 300) -> None:
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [*NSPAWN, "--machine=hvagent-test", "-D", str(self.root)],
@@ -172,10 +172,7 @@ class Container:
         while not self.leader:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"container did not start:\n{self.log.read_text()}")
-            kids = subprocess.run(
-                ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
-            ).stdout.split()
-            self.leader = int(kids[0]) if kids else 0
+            self.leader = self._find_leader()
             time.sleep(0.2)
         state = ""
         while state not in ("running", "degraded"):
@@ -183,6 +180,24 @@ class Container:
                 raise AssertionError(f"systemd did not finish booting ({state!r}):\n{self.tail()}")
             state = self.run("systemctl", "is-system-running", check=False).stdout.strip()
             time.sleep(0.5)
+
+    def _find_leader(self) -> int:
+        """The container's PID 1: nspawn's child running systemd in a new PID namespace
+        (nspawn first forks a short-lived helper that must not be mistaken for it)."""
+        assert self.proc is not None
+        ours = os.readlink("/proc/self/ns/pid")
+        kids = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        for pid in kids:
+            try:
+                comm = Path(f"/proc/{pid}/comm").read_text().strip()
+                ns = os.readlink(f"/proc/{pid}/ns/pid")
+            except OSError:
+                continue  # gone meanwhile
+            if comm == "systemd" and ns != ours:
+                return int(pid)
+        return 0
 
     def run(self, *cmd: str, check: bool = True, timeout: float = 120):
         """Run cmd inside the container (all its namespaces, its root, systemd's env)."""
