@@ -2,7 +2,8 @@
 
 One scenario, in order (the tests share the booted container and run in file order):
 install -> enabled, not started; start -> active through READY=1, watchdog pings arrive,
-the local socket answers; stop -> the orderly stop is in the journal; upgrade to a newer
+the local socket answers; with [rpc] socket_group = "libvirt" a member of libvirt reaches
+the socket and anyone else does not; stop -> the orderly stop is in the journal; upgrade to a newer
 build -> the admin's edit of /etc/hvagent/hvagent.toml is kept and the running daemon is
 restarted; purge -> everything the package put on the host is gone.
 
@@ -128,6 +129,23 @@ def test_start_becomes_active_through_ready_and_pings_the_watchdog(box):
     assert caps["packages2"]["hvagent"]["version"] == __version__
     sock = box.run("stat", "-c", "%a %U:%G", "/run/hvagent/hvagent.sock").stdout.strip()
     assert sock == "660 root:root"
+
+
+def test_socket_group_member_reaches_the_socket(box):
+    # README: socket_group = "libvirt" lets libvirt's members use hvagent-client without root.
+    box.run("sh", "-c", f"printf '[rpc]\\nsocket_group = \"libvirt\"\\n' > {CONF}.d/group.toml")
+    box.run("useradd", "-m", "-G", "libvirt", "hvop")
+    box.run("useradd", "-m", "hvother")
+    box.run("systemctl", "restart", "hvagent.service", timeout=300)
+    sock = box.run("stat", "-c", "%a %U:%G", "/run/hvagent/hvagent.sock").stdout.strip()
+    assert sock == "660 root:libvirt"
+    member = box.run("runuser", "-u", "hvop", "--", "hvagent-client", "Host", "ping2")
+    assert json.loads(member.stdout) is True
+    other = box.run(
+        "runuser", "-u", "hvother", "--", "hvagent-client", "Host", "ping2", check=False
+    )
+    assert other.returncode == 3, other.stdout + other.stderr  # unreachable: permission denied
+    box.run("rm", f"{CONF}.d/group.toml")
 
 
 def test_stop_logs_the_orderly_stop(box):
