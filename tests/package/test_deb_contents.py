@@ -59,6 +59,8 @@ def test_paths_modes_and_owners(deb):
         "usr/lib/hvagent/jsonrpcserver/request-schema.json": 0o644,
         "usr/share/doc/hvagent/README.md": 0o644,
         "usr/share/doc/hvagent/copyright": 0o644,
+        "usr/share/man/man8/hvagent.8.gz": 0o644,
+        "usr/share/man/man1/hvagent-client.1.gz": 0o644,
     }
     for path, mode in expect.items():
         assert path in files, f"{path} missing from the package"
