@@ -199,6 +199,8 @@ class VmSpec:
     tablet: bool = False
     launch_paused: bool = False
     custom: dict[str, str] = field(default_factory=dict)
+    destroy_on_reboot: bool = False  # hvagent metadata destroyOnReboot (hosted-engine VM)
+    firmware: str | None = None  # <os firmware=...>: "efi" (libvirt picks the image)
 
 
 def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
@@ -246,6 +248,8 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
         tablet=f.bool_("tabletEnable", False),
         launch_paused=f.bool_("launchPaused", False),
         custom=f.str_map("custom"),
+        destroy_on_reboot=f.bool_("destroyOnReboot", False),
+        firmware=f.choice("firmware", ("bios", "efi")),
     )
 
 
@@ -609,7 +613,13 @@ def _check_memory_devices(
         raise f.bad("devices", "memSize plus memory devices exceeds maxMemSize")
 
 
-_NIC_MODELS = {"virtio": "virtio", "pv": "virtio", "e1000": "e1000", "rtl8139": "rtl8139"}
+_NIC_MODELS = {
+    "virtio": "virtio",
+    "pv": "virtio",
+    "e1000": "e1000",
+    "e1000e": "e1000e",
+    "rtl8139": "rtl8139",
+}
 _VIDEO_MODELS = ("qxl", "vga", "cirrus", "virtio", "bochs", "none")
 _SOUND_MODELS = ("ich6", "ich9", "ac97", "es1370", "sb16", "usb")
 _CONTROLLER_TYPES = ("virtio-serial", "usb", "scsi", "ide", "sata", "pci")

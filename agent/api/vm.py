@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from agent import consoles, errors, power, sessions
+from agent import consoles, errors, intake, power, sessions
 from agent.api.context import Services
 from agent.domxml import launch
 from agent.logs import Secret
@@ -16,7 +16,25 @@ from agent.runtime.owner import PowerCommand, TicketCommand
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
     vm_id = parse_uuid(vmID, "vmID")
+    if intake.wants(vmParams):  # ovf / vmConf / ova: converted to vmParams, with warnings
+        return await _create_from(services, vm_id, vmParams)
     return await services.registry.create(launch.plan(vm_id, vmParams, services.virt))
+
+
+async def _create_from(services: Services, vm_id: Any, vmParams: Any) -> dict[str, Any]:
+    async def caps() -> str:
+        return (await services.port.host_facts()).capabilities_xml
+
+    host = await intake.host_view(services.virt, caps)
+    converted = await intake.convert(vm_id, vmParams, host)
+    try:
+        result = await services.registry.create(
+            launch.plan(vm_id, converted.params, services.virt)
+        )
+    except BaseException:
+        converted.rollback()
+        raise
+    return {**result, "warnings": converted.warnings}
 
 
 async def destroy(services: Services, vmID: Any, gracefulAttempts: Any = 1) -> bool:
