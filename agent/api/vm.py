@@ -28,9 +28,7 @@ async def _create_from(services: Services, vm_id: Any, vmParams: Any) -> dict[st
     host = await intake.host_view(services.virt, caps)
     converted = await intake.convert(vm_id, vmParams, host)
     try:
-        result = await services.registry.create(
-            launch.plan(vm_id, converted.params, services.virt)
-        )
+        result = await services.registry.create(launch.plan(vm_id, converted.params, services.virt))
     except BaseException:
         converted.rollback()
         raise

@@ -89,6 +89,8 @@ def _disk(disk: etree._Element, host: HostView, param: str) -> None:
     source = disk.find("source")
     path = source.get("file") if source is not None else None
     if disk.get("device") in ("cdrom", "floppy") and not path:
+        if source is not None:  # the engine writes file="" for an empty drive; libvirt's
+            disk.remove(source)  # schema wants no <source> then
         return
     if source is None or disk.get("type") != "file" or not path:
         raise Unusable(f"disk {_target(disk)} is not a file on a storage domain")

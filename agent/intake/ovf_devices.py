@@ -333,7 +333,9 @@ def _display(
         return [{"type": "video", "device": "none"}]
     out: list[dict[str, Any]] = []
     for item in videos[:1]:
-        model = ovf.text(item, "Device") or ovf.DISPLAY_VIDEO.get(display or 2, "vga")
+        model = ovf.text(item, "Device") or ovf.DISPLAY_VIDEO.get(
+            2 if display is None else display, "vga"
+        )
         dev: dict[str, Any] = {"type": "video", "device": model}
         sp = {k: v for k, v in _spec(item).items() if k in ("vram", "ram", "vgamem", "heads")}
         if model == "qxl" and sp:
@@ -344,7 +346,12 @@ def _display(
     if len(videos) > 1:
         warnings.add(f"{len(videos) - 1} more video device(s) dropped", "Item[video]")
     if not out:
-        out.append({"type": "video", "device": ovf.DISPLAY_VIDEO.get(display or 2, "vga")})
+        out.append(
+            {
+                "type": "video",
+                "device": ovf.DISPLAY_VIDEO.get(2 if display is None else display, "vga"),
+            }
+        )
     if not consoles:
         consoles = ["spice" if display == 1 else "vnc"]
         warnings.add(
