@@ -40,12 +40,14 @@ class Extracted:
         _remove(self.created, root)
 
 
-def _remove(paths: list[str], root: str) -> None:
-    """Unlink `paths`, then the directories this left empty, up to (not including) `root`."""
+def _remove(paths: list[str], root: str, prune: tuple[str, ...] = ()) -> None:
+    """Unlink `paths`, then the directories left empty (theirs and those of `prune`), up to
+    (not including) `root`."""
     top = Path(root).resolve()
     for path in paths:
         with contextlib.suppress(OSError):
             os.unlink(path)
+    for path in (*paths, *prune):
         parent = Path(path).parent
         while parent != top and top in parent.parents:
             try:
@@ -72,10 +74,12 @@ def extract(ova_path: Any, host: HostView) -> Extracted:
         raise _bad("expected an absolute path to the OVA on this host")
     created: list[str] = []
     pending: dict[str, Path] = {}  # member name -> temp file, when seen before the OVF
+    wants: dict[str, _Want] = {}
     try:
-        result = _walk(ova_path, host, created, pending)
+        result = _walk(ova_path, host, created, pending, wants)
     except BaseException:
-        _remove([str(p) for p in pending.values()] + created, host.image_root)
+        prune = tuple(w.path for w in wants.values())
+        _remove([str(p) for p in pending.values()] + created, host.image_root, prune)
         raise
     finally:
         with contextlib.suppress(OSError):
@@ -83,9 +87,14 @@ def extract(ova_path: Any, host: HostView) -> Extracted:
     return result
 
 
-def _walk(ova_path: str, host: HostView, created: list[str], pending: dict[str, Path]) -> Extracted:
+def _walk(
+    ova_path: str,
+    host: HostView,
+    created: list[str],
+    pending: dict[str, Path],
+    wants: dict[str, _Want],
+) -> Extracted:
     ovf_text: str | None = None
-    wants: dict[str, _Want] = {}
     done: set[str] = set()
     warnings = Warnings()
     staging = Path(host.image_root) / ".ova-staging"
@@ -100,7 +109,7 @@ def _walk(ova_path: str, host: HostView, created: list[str], pending: dict[str, 
                 if name.startswith("master/") and name.endswith(".ovf") and ovf_text is None:
                     data = _read(tar, member, 16 << 20)
                     ovf_text = data.decode("utf-8", "replace")
-                    wants = _wants(ovf_text, host)
+                    wants.update(_wants(ovf_text, host))
                     for member_name, tmp in list(pending.items()):
                         if member_name in wants:
                             _finish(tmp, wants[member_name], created, warnings)
@@ -200,7 +209,7 @@ def _read(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
 def _copy(src: IO[bytes] | None, dest: Path) -> None:
     """Copy sparse: all-zero chunks become holes; the length is set at the end."""
     assert src is not None
-    zero = bytes(CHUNK)
+    zero = memoryview(bytes(CHUNK))
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
         size = 0
@@ -210,7 +219,7 @@ def _copy(src: IO[bytes] | None, dest: Path) -> None:
             n = src.readinto(view)  # type: ignore[attr-defined]
             if not n:
                 break
-            if n == CHUNK and buf == zero:
+            if view[:n] == zero[:n]:
                 os.lseek(fd, n, os.SEEK_CUR)
             else:
                 os.write(fd, view[:n])

@@ -108,3 +108,24 @@ async def test_bad_intake_leaves_nothing(params, code, param, daemon_with_images
     )
     assert list(root.rglob("*")) == []
     assert uuid.UUID(HE_FULL_ID)
+
+
+async def test_create_from_ova_extracts_then_rolls_back_on_refusal(
+    daemon_with_images, session, virconn, tmp_path
+):
+    from tests.unit.test_intake_ova import build_ova
+
+    d, root = daemon_with_images
+    client = RpcClient(d.base, session)
+    await client.wait_ready()
+    path = build_ova(tmp_path)
+    result = await client.call("VM.create", vmID=HE_FULL_ID, vmParams={"ova": str(path)})
+    assert result["vmId"] == HE_FULL_ID
+    await client.wait_status(HE_FULL_ID, "Up")
+    vols = sorted(p for p in root.rglob("*") if p.is_file())
+    assert len(vols) == 2
+    # A second create of the running VM is refused (VMExists); the kept volumes stay.
+    err = await client.error("VM.create", vmID=HE_FULL_ID, vmParams={"ova": str(path)})
+    assert err["code"] == 4
+    assert sorted(p for p in root.rglob("*") if p.is_file()) == vols
+    await client.call("VM.destroy", vmID=HE_FULL_ID)
