@@ -5,6 +5,7 @@ and nothing reaches libvirt or the image root."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 
 import pytest
@@ -129,3 +130,40 @@ async def test_create_from_ova_extracts_then_rolls_back_on_refusal(
     assert err["code"] == 4
     assert sorted(p for p in root.rglob("*") if p.is_file()) == vols
     await client.call("VM.destroy", vmID=HE_FULL_ID)
+
+
+async def test_cli_create_and_he_start_against_absent_up_and_down(
+    daemon_with_images, session, virconn, tmp_path
+):
+    from tests.integration.test_cli_socket import cli
+
+    d, root = daemon_with_images
+    _volumes(root)
+    client = RpcClient(d.base, session)
+    await client.wait_ready()
+    ovf_file = tmp_path / "he.ovf"
+    ovf_file.write_text(he_full())
+    sock = d.cfg.rpc.socket
+    # absent -> created (the VM id comes from the OVF)
+    code, out, err = await cli("--socket", sock, "he-start", "--ovf", str(ovf_file))
+    assert code == 0, err
+    assert json.loads(out)["vmId"] == HE_FULL_ID
+    await client.wait_status(HE_FULL_ID, "Up")
+    # Up -> refused, exit 1, the VM untouched
+    code, out, err = await cli("--socket", sock, "he-start", "--ovf", str(ovf_file))
+    assert code == 1 and "VM exists and its status is Up" in err
+    assert (await client.call("VM.getStats", vmID=HE_FULL_ID))[0]["status"] == "Up"
+    # Down (stopped behind hvagent's back) -> destroyed, then created again
+    virconn.lookupByUUIDString(HE_FULL_ID).destroy()
+    await client.wait_status(HE_FULL_ID, "Down")
+    code, out, err = await cli("--socket", sock, "he-start", "--ovf", str(ovf_file))
+    assert code == 0, err
+    await client.wait_status(HE_FULL_ID, "Up")
+    await client.call("VM.destroy", vmID=HE_FULL_ID)
+    # VM create --vm-conf FILE sends the text; the warnings come back in the result
+    conf = tmp_path / "vm.conf"
+    conf.write_text((intake_golden.DIR / "setup_vm_test_xml.conf").read_text())
+    code, out, err = await cli("--socket", sock, "VM", "create", "--vm-conf", str(conf))
+    assert code == 1 and "does not exist" in err  # its XML's volume is not under the root
+    code, out, err = await cli("--socket", sock, "VM", "create", "--ovf", str(conf))
+    assert code == 2 and "give --vm-id" in err
