@@ -39,12 +39,14 @@ DISPLAY_VIDEO = {0: "cirrus", 1: "qxl", 2: "vga", 3: "bochs", 4: "none"}
 
 
 def local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+    tag = el.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def child(el: etree._Element, name: str) -> etree._Element | None:
     for c in el:
-        if local(c) == name:
+        tag = c.tag
+        if isinstance(tag, str) and (tag == name or tag.endswith("}" + name)):
             return c
     return None
 
