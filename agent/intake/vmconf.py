@@ -26,6 +26,7 @@ from agent.intake.host import HostView, Warnings
 
 PARAM = "vmParams.vmConf"
 _WS = re.compile(r"\s+")
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _KEYMAP = {"domain": "domainID", "pool": "poolID", "image": "imageID", "volume": "volumeID"}
 
 
@@ -80,8 +81,14 @@ def parse(text: Any) -> dict[str, Any]:
         raise InvalidParams(
             f"{PARAM}: expected the vm.conf text as a non-empty string", param=PARAM
         )
-    if len(text) > 16 * 1024 * 1024 or "\x00" in text:
-        raise InvalidParams(f"{PARAM}: not a vm.conf (NUL bytes or over 16 MiB)", param=PARAM)
+    if len(text) > 16 * 1024 * 1024:
+        raise InvalidParams(f"{PARAM}: larger than 16 MiB", param=PARAM)
+    bad = _NOT_TEXT.search(text)
+    if bad is not None:  # NULs, controls, lone surrogates: nothing a vm.conf holds
+        line = text.count("\n", 0, bad.start()) + 1
+        raise InvalidParams(
+            f"{PARAM}: line {line}: character {bad.group()!r} not allowed", param=PARAM, line=line
+        )
     params: dict[str, Any] = {}
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = _WS.sub("", raw).split("#", 1)[0]

@@ -276,7 +276,7 @@ BAD = [
     ({"ovf": he_full(**{"c0ffee00-1111": "../../etc"})}, -32602, "vmParams.ovf", "bad domainID"),
     ({"vmConf": "memSize=1"}, -32602, "vmParams.vmConf", "vmId"),
     ({"ovf": "x" * (17 * 1024 * 1024)}, -32602, "vmParams.ovf", "16 MiB"),
-    ({"vmConf": "a\x00"}, -32602, "vmParams.vmConf", "NUL"),
+    ({"vmConf": "a\x00"}, -32602, "vmParams.vmConf", "not allowed"),
     ({"ovf": he_full(), "vmConf": "x"}, -32602, "vmParams", "exactly one"),
     ({"ovf": he_full(), "memSize": 5}, -32602, "vmParams", "exactly one"),
 ]
@@ -319,3 +319,131 @@ def test_xmlbase64_roundtrip_is_decoded():
     text = f"vmId={HE_FULL_ID}\nxmlBase64={base64.b64encode(xml.encode()).decode()}\n"
     c = convert({"vmConf": text})
     assert "org.ovirt.hosted-engine-setup.0" in c.params["xml"]
+
+
+# ---- hostile values: always an AgentError with a stable code, never a crash ------------
+
+HOSTILE = ["\ud800", "\x00", "9" * 400, "a" * 100_000, "-1", "{", "}", "=", "&#0;", "]]>"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize(
+    "field",
+    [
+        "<Name>HostedEngine<",
+        "<rasd:VirtualQuantity>256<",
+        "<rasd:num_of_sockets>1<",
+        "<MinAllocatedMem>192<",
+        "<MaxMemorySizeMb>1024<",
+        "<BiosType>0<",
+        "<CustomCpuName>qemu64<",
+        "<CustomEmulatedMachine>pc<",
+        "<DefaultDisplayType>1<",
+        "<rasd:MACAddress>00:16:3e:62:28:65<",
+        "<rasd:ResourceSubType>3<",
+        "<rasd:Connection>ovirtmgmt<",
+        "<source>urandom<",
+        "<rasd:StorageId>c0ffee00-1111-4222-8333-444455556666<",
+        "<vram>8192<",
+    ],
+)
+def test_hostile_ovf_values(field, value):
+    tag = field[1 : field.index(">")]
+    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace("]]>", "]]&gt;")
+    text = he_full(**{field: f"<{tag}>{escaped}<"})
+    try:
+        c = convert({"ovf": text})
+        launch_plan(c.params)
+    except AgentError as exc:
+        assert exc.code in (-32602, 11, 75) and exc.data["param"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize(
+    "key",
+    ["vmName", "memSize", "smp", "emulatedMachine", "devices", "custom_x", "xmlBase64", "cpuType"],
+)
+def test_hostile_vmconf_values(key, value):
+    text = f"vmId={HE_FULL_ID}\nmemSize=256\n{key}={value}\n"
+    try:
+        c = convert({"vmConf": text})
+        launch_plan(c.params)
+    except AgentError as exc:
+        assert exc.code in (-32602, 11, 75) and exc.data["param"]
+
+
+def launch_plan(params):
+    from agent.domxml import launch
+
+    return launch.plan(VM, params, intake_golden.VIRT)
+
+
+APPLIANCE = """<?xml version="1.0" encoding="UTF-8"?>
+<ovf:Envelope
+ xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData"
+ xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData"
+ xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+ xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1/" ovf:version="0.9">
+<References><File ovf:href="IMG/VOL" ovf:id="VOL" ovf:size="3"/></References>
+<Section xsi:type="ovf:NetworkSection_Type"><Info>List of Networks</Info></Section>
+<Section xsi:type="ovf:DiskSection_Type"><Disk ovf:actual_size="1" ovf:boot="true"
+ ovf:disk-interface="VirtIO" ovf:diskId="VOL" ovf:fileRef="IMG/VOL"
+ ovf:format="http://www.gnome.org/~markmc/qcow-image-format.html" ovf:parentRef=""
+ ovf:size="10" ovf:vm_snapshot_id="00000000-0000-0000-0000-000000000001"
+ ovf:volume-format="COW" ovf:volume-type="Sparse"/></Section>
+<Content ovf:id="out" xsi:type="ovf:VirtualSystem_Type"><Name>oVirt-Engine-Appliance</Name>
+<TemplateId>TPL</TemplateId><Description>appliance</Description><Domain/>
+<CreationDate>2016/01/01 00:00:00</CreationDate><TimeZone/><IsAutoSuspend>false</IsAutoSuspend>
+<VmType>1</VmType><default_display_type>0</default_display_type>
+<default_boot_sequence>1</default_boot_sequence>
+<Section ovf:id="TPL" ovf:required="false" xsi:type="ovf:OperatingSystemSection_Type">
+<Info>Guest OS</Info><Description>OtherLinux</Description></Section>
+<Section xsi:type="ovf:VirtualHardwareSection_Type"><Info>1 CPU, 4096 Memory</Info>
+<Item><rasd:Caption>4 virtual CPU</rasd:Caption><rasd:InstanceId>1</rasd:InstanceId>
+<rasd:ResourceType>3</rasd:ResourceType><rasd:num_of_sockets>1</rasd:num_of_sockets>
+<rasd:cpu_per_socket>4</rasd:cpu_per_socket></Item>
+<Item><rasd:Caption>4096 MB of memory</rasd:Caption><rasd:InstanceId>2</rasd:InstanceId>
+<rasd:ResourceType>4</rasd:ResourceType><rasd:AllocationUnits>MegaBytes</rasd:AllocationUnits>
+<rasd:VirtualQuantity>4096</rasd:VirtualQuantity></Item>
+<Item><rasd:Caption>Drive 1</rasd:Caption><rasd:InstanceId>VOL</rasd:InstanceId>
+<rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>IMG/VOL</rasd:HostResource>
+<rasd:Parent>00000000-0000-0000-0000-000000000000</rasd:Parent>
+<rasd:Template>00000000-0000-0000-0000-000000000000</rasd:Template>
+<rasd:StorageId>00000000-0000-0000-0000-000000000000</rasd:StorageId></Item>
+<Item><rasd:Caption>Ethernet 0 rhevm</rasd:Caption><rasd:InstanceId>3</rasd:InstanceId>
+<rasd:ResourceType>10</rasd:ResourceType><rasd:ResourceSubType>3</rasd:ResourceSubType>
+<rasd:Connection>rhevm</rasd:Connection><rasd:Name>eth0</rasd:Name></Item>
+<Item><rasd:Caption>Graphics</rasd:Caption><rasd:InstanceId>5</rasd:InstanceId>
+<rasd:ResourceType>20</rasd:ResourceType><rasd:VirtualQuantity>1</rasd:VirtualQuantity></Item>
+</Section></Content></ovf:Envelope>
+"""
+
+
+def test_appliance_style_ovf():
+    """The imagefactory appliance OVF (reference §1.8): template-style, no Type/Device in
+    any Item, default_display_type, all-zero StorageId, a NIC without MAC."""
+    tpl = "3f2d0a8e-1c5b-4b0e-9f6d-2a7c9e8b1d01"
+    img, vol = "8e4e8b4a-5b2e-4f0c-8a7d-1c9e2b3a4f01", "8e4e8b4a-5b2e-4f0c-8a7d-1c9e2b3a4f02"
+    text = APPLIANCE.replace("TPL", tpl).replace("IMG", img).replace("VOL", vol)
+    c = convert({"ovf": text}, vm=uuid.UUID(tpl))
+    root = parse(launch_plan_for(uuid.UUID(tpl), c.params))
+    assert root.findtext("memory") == str(4096 * 1024)
+    assert root.find("cpu/topology").attrib == {"sockets": "1", "cores": "4", "threads": "1"}
+    disk = root.find("devices/disk")
+    assert disk.find("source").get("file") == (
+        f"/images/00000000-0000-0000-0000-000000000000/images/{img}/{vol}"
+    )
+    assert disk.find("driver").get("type") == "qcow2" and disk.find("boot") is not None
+    nic = root.find("devices/interface")
+    assert nic.find("source").get("bridge") == "rhevm"
+    assert nic.find("mac").get("address").startswith("00:16:3e:")
+    assert root.find("devices/video/model").get("type") == "cirrus"
+    assert [g.get("type") for g in root.iterfind("devices/graphics")] == ["vnc"]
+    reasons = " ".join(w["data"]["reason"] for w in c.warnings)
+    assert "no MAC" in reasons and "no graphics Item" in reasons
+
+
+def launch_plan_for(vm, params):
+    from agent.domxml import launch
+
+    return launch.plan(vm, params, intake_golden.VIRT).xml
