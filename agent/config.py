@@ -49,6 +49,10 @@ class RpcConfig:
 class LibvirtConfig:
     uri: str = "qemu:///system"
     call_threads: int = 8
+    # A lost connection is reopened (verbs answer 40 meanwhile, /readyz is 503), and a
+    # libvirtd that is down at start is waited for. false: crash-only, exit 1 and let
+    # systemd restart hvagent into recovery.
+    reconnect: bool = True
 
     def __post_init__(self) -> None:
         if not self.uri:

@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, logs, systemd
+from agent import __version__, config, errors, logs, systemd
 from agent.api.app import create_app, serve
 from agent.api.context import Services
 from agent.lifecycle import Lifecycle
@@ -42,6 +42,7 @@ from agent.runtime.host import HostService
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
 from agent.virt.adapter import connected
+from agent.virt.port import ConnectionLost
 
 log = logging.getLogger("agent.daemon")
 
@@ -147,7 +148,12 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             instruments = Instruments(metrics_registry)
             port.call_observer = instruments.libvirt_call
             registry = VmRegistry(
-                port, bus, virt=cfg.virt, power_config=cfg.power, observer=instruments
+                port,
+                bus,
+                virt=cfg.virt,
+                reconnect=cfg.libvirt.reconnect,
+                power_config=cfg.power,
+                observer=instruments,
             )
             sampler = Sampler(
                 port,
@@ -170,7 +176,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             unix = await life.enter("unix socket", _bound_socket(cfg.rpc))
             await life.enter("RPC", serve(app, listen=(cfg.rpc.host, cfg.rpc.port), unix=unix))
             instruments.recovery_finished(await recover(port, registry))
-            healthy = lambda: services.ready and not owners.done()  # noqa: E731
+            # The watchdog watches hvagent itself (its loop and VM owners run); a libvirt
+            # outage shows in /readyz and hvagent_libvirt_up, and is reconnected.
+            healthy = lambda: not owners.done()  # noqa: E731
             await life.background("systemd-watchdog", lambda: notifier.watchdog(healthy))
             life.on_stop("STOPPING=1", notifier.stopping)
             notifier.ready(f"serving on {cfg.rpc.listen}")
@@ -180,10 +188,19 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             await life.wait(*triggers)
             log.info("orderly shutdown; VMs keep running")
     except Exception as exc:
-        log.error("hvagent crashed: %s", exc, exc_info=exc)
+        if _libvirt_gone(exc):  # crash-only ([libvirt] reconnect = false): no traceback
+            log.error("hvagent stopped: libvirt connection lost or unreachable: %s", exc)
+        else:
+            log.error("hvagent crashed: %s", exc, exc_info=exc)
         return 1
     log.info("bye")
     return 0
+
+
+def _libvirt_gone(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_libvirt_gone(e) for e in exc.exceptions)
+    return isinstance(exc, ConnectionLost | errors.HypervisorUnavailable)
 
 
 @contextlib.asynccontextmanager

@@ -5,8 +5,10 @@ Events are delivered by libvirtaio on the event-loop thread to an EventFeed (vir
 whose stream `events()` returns. The runtime serialises calls per VM,
 so no VM ever has two calls in flight from hvagent.
 
-Connection loss is crash-only (shared/design/STYLE.md B.4): the close callback ends the event
-stream with `ConnectionLost`, the daemon exits non-zero, systemd restarts it into recovery.
+Connection loss (shared/design/STYLE.md B.4): the close callback ends the event stream with
+`ConnectionLost`. The registry then either exits the daemon non-zero (`[libvirt] reconnect =
+false`: crash-only, systemd restarts it into recovery) or calls `reconnect()`, which opens a
+new connection with capped backoff; calls made meanwhile fail with HypervisorUnavailable (40).
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import libvirt
-import libvirtaio
 
 from agent import errors
 from agent.config import LibvirtConfig
 from agent.domxml import metadata
 from agent.virt import events as evtab
+from agent.virt.connection import connect, drain_events, register_event_loop
 from agent.virt.errors import is_not_running, translate
 from agent.virt.feed import EventFeed
 from agent.virt.port import (
@@ -43,21 +45,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_aio_impl: libvirtaio.virEventAsyncIOImpl | None = None
-
-
-def register_event_loop() -> libvirtaio.virEventAsyncIOImpl:
-    """Bind libvirt's event loop to the running asyncio loop; once per process.
-
-    libvirt allows exactly one registration per process, so later calls return the first
-    implementation (tests share one session-wide loop for this reason).
-    """
-    global _aio_impl
-    if _aio_impl is None:
-        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-        _aio_impl = libvirtaio.virEventRegisterAsyncIOImpl()
-    return _aio_impl
-
 
 def _xml_version(v: int) -> str:
     return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
@@ -70,7 +57,8 @@ class LibvirtHypervisor:
     the connection and drains libvirtaio. Methods are called from the event-loop thread.
     """
 
-    def __init__(self, conn: libvirt.virConnect, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, conn: libvirt.virConnect, pool: ThreadPoolExecutor, uri: str) -> None:
+        self._uri = uri
         self._conn = conn
         self._pool = pool
         self._feed = EventFeed(conn)
@@ -81,19 +69,33 @@ class LibvirtHypervisor:
         self.call_observer: Callable[[str, float], None] | None = None
 
     @classmethod
-    async def open(cls, uri: str, *, threads: int = 8) -> LibvirtHypervisor:
+    async def open(cls, uri: str, *, threads: int = 8, wait: bool = False) -> LibvirtHypervisor:
+        """Connect to `uri`. With `wait`, an unreachable libvirtd is retried with capped
+        backoff (logged, no traceback) until it answers; else HypervisorUnavailable."""
         register_event_loop()
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="libvirt")
-        loop = asyncio.get_running_loop()
         try:
-            conn = await loop.run_in_executor(pool, libvirt.open, uri)
-        except libvirt.libvirtError as exc:
+            conn = await connect(pool, uri, wait=wait)
+        except BaseException:
             pool.shutdown(wait=False)
-            raise translate(exc, errors.HypervisorUnavailable, uri=uri) from exc
-        self = cls(conn, pool)
+            raise
+        self = cls(conn, pool, uri)
         self._feed.register()
         log.info("connected to libvirt at %s", uri)
         return self
+
+    async def reconnect(self) -> None:
+        """After the event stream ended with ConnectionLost: open a new connection (retried
+        with capped backoff until libvirtd answers) and stream its events. `events()` must
+        be called again afterwards."""
+        self._feed.deregister()
+        conn = await connect(self._pool, self._uri, wait=True)
+        old, self._conn = self._conn, conn
+        self._feed = EventFeed(conn)
+        self._feed.register()
+        with contextlib.suppress(libvirt.libvirtError):
+            await self._call("close", old.close)
+        log.info("reconnected to libvirt at %s", self._uri)
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -365,15 +367,15 @@ class LibvirtHypervisor:
         await self._call("close", self._conn.close)
         self._pool.shutdown(wait=False)
         self._stats_pool.shutdown(wait=False)
-        if _aio_impl is not None:
-            await _aio_impl.drain()
+        await drain_events()
         log.info("libvirt connection closed")
 
 
 @contextlib.asynccontextmanager
 async def connected(cfg: LibvirtConfig) -> AsyncIterator[LibvirtHypervisor]:
-    """The daemon's libvirt connection as a lifecycle component: opened, then closed."""
-    port = await LibvirtHypervisor.open(cfg.uri, threads=cfg.call_threads)
+    """The daemon's libvirt connection as a lifecycle component: opened (waiting for
+    libvirtd when `reconnect` is on), then closed."""
+    port = await LibvirtHypervisor.open(cfg.uri, threads=cfg.call_threads, wait=cfg.reconnect)
     try:
         yield port
     finally:
