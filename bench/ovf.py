@@ -27,8 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from agent.domxml import launch
-from agent.intake import ova, ovf
+from agent.intake import launch, ova, ovf
 from tests.intake_golden import HE_FULL_ID, HOST, VIRT, he_full
 
 VM = uuid.UUID(HE_FULL_ID)

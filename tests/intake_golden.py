@@ -7,7 +7,6 @@ Regenerate after a deliberate change: `python -m tests.intake_golden` (then revi
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from agent import intake
 from agent.config import VirtConfig
-from agent.domxml import launch
+from agent.intake import launch
 from agent.intake.host import HostView
 
 DIR = Path(__file__).parent / "data" / "ovf"
@@ -134,9 +133,9 @@ def cases() -> list[str]:
 def build(case: str, host: HostView = HOST) -> tuple[str, list[dict]]:
     """(domain XML, warnings) for one case, through the same path VM.create takes."""
     vm_id, params = CASES[case]
-    converted = asyncio.run(intake.convert(uuid.UUID(vm_id), params(), host))
+    converted = intake.convert(uuid.UUID(vm_id), params(), host)
     plan = launch.plan(uuid.UUID(vm_id), converted.params, VIRT)
-    return plan.xml, converted.warnings
+    return plan.xml, [*converted.warnings, *plan.warnings]  # as VM.create answers
 
 
 def expected(case: str) -> tuple[str, list[dict]]:

@@ -2,16 +2,16 @@
 VM.create validates them — the hosted-engine VM's oVirt OVF (`vmParams.ovf`), a
 hosted-engine vm.conf (`vmParams.vmConf`) and an appliance OVA path (`vmParams.ova`).
 
-`convert` dispatches on those keys; plain vmParams pass through untouched. Each converter
+`convert` dispatches on those keys; plain vmParams pass through untouched. It blocks (file
+look-ups, OVA extraction): VM.create runs it with asyncio.to_thread. Each converter
 returns the vmParams and a list of warnings `{code, message, data}` (what was adapted or not
 honoured) that VM.create adds to its reply. `host_view` gathers the host facts they need.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,10 @@ def wants(params: Any) -> bool:
     return isinstance(params, Mapping) and any(k in params for k in KEYS)
 
 
-async def host_view(virt: VirtConfig, capabilities_xml: Callable[[], Awaitable[str]]) -> HostView:
-    caps = hostinfo.capabilities(await capabilities_xml())
-    osr = hostinfo.os_release(await asyncio.to_thread(_read, "/etc/os-release"))
+def host_view(virt: VirtConfig, capabilities_xml: str) -> HostView:
+    """This host as the converters see it (reads /etc/os-release: call it off the loop)."""
+    caps = hostinfo.capabilities(capabilities_xml)
+    osr = hostinfo.os_release(_read("/etc/os-release"))
     return HostView(
         image_root=virt.image_root,
         machines=frozenset(caps.machines) or None,
@@ -61,8 +62,9 @@ def _read(path: str) -> str:
         return ""
 
 
-async def convert(vm_id: uuid.UUID, params: Any, host: HostView) -> Converted:
-    """vmParams for VM.create from `{"ovf": text}`, `{"vmConf": text}` or `{"ova": path}`."""
+def convert(vm_id: uuid.UUID, params: Any, host: HostView) -> Converted:
+    """vmParams for VM.create from `{"ovf": text}`, `{"vmConf": text}` or `{"ova": path}`.
+    Blocking (an OVA is extracted here): VM.create runs it in a thread."""
     if not wants(params):
         return Converted(params)
     given = [k for k in KEYS if k in params]
@@ -79,7 +81,7 @@ async def convert(vm_id: uuid.UUID, params: Any, host: HostView) -> Converted:
     if key == "vmConf":
         out, warnings = vmconf.convert(params["vmConf"], vm_id, host)
         return Converted(out, warnings)
-    extracted = await asyncio.to_thread(ova.extract, params["ova"], host)
+    extracted = ova.extract(params["ova"], host)
     try:
         out, warnings = ovf.convert(extracted.ovf_text, vm_id, host, param=ova.PARAM)
     except BaseException:

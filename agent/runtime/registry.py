@@ -1,8 +1,15 @@
 """VmRegistry: vm_id -> VmOwner; creates, supervises and removes owners; routes events.
 
+VM.create comes here with the request as sent: the registry has the intake turn it into a
+launch plan (agent/intake/launch.py, pure: every check before libvirt is touched), then
+starts the VM's owner, which defines and starts the domain.
+
 `run()` is the registry's life: a TaskGroup holding the event pump and every owner task. A
-bug that escapes an owner's loop ends the group and so the daemon (crash-only; systemd brings
-it back into recovery). Cancelling `run()` stops all owners and leaves every guest running.
+bug that escapes an owner's loop ends the group and so the daemon (systemd brings it back into
+recovery). Cancelling `run()` stops all owners and leaves every guest running. When the
+libvirt connection is lost, the pump either ends the group with ConnectionLost (crash-only)
+or has the port reconnect and then reconciles every owner with what libvirt reports, since
+events were missed meanwhile (`reconcile`).
 All methods are called on the event-loop thread; `create` checks and inserts without an
 await in between, so two concurrent creates of one id cannot both pass.
 """
@@ -17,13 +24,21 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import PowerConfig
+from agent.config import PowerConfig, VirtConfig
 from agent.domxml import live, redact
-from agent.domxml.launch import Launch
+from agent.intake.launch import Launch, plan
 from agent.runtime.bus import StatusBus
-from agent.runtime.owner import OwnerObserver, VmOwner
+from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
 from agent.status import VmStatus
-from agent.virt.port import DomainEvent, DomainRecord, EventKind, Hypervisor
+from agent.virt.port import (
+    ConnectionLost,
+    DomainEvent,
+    DomainRecord,
+    DomainState,
+    EventKind,
+    Hypervisor,
+    StopCause,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +49,16 @@ class VmRegistry:
         port: Hypervisor,
         bus: StatusBus,
         *,
+        virt: VirtConfig | None = None,
+        reconnect: bool = False,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
     ) -> None:
         self._port = port
         self._bus = bus
+        self._virt = virt or VirtConfig()
+        self._reconnect = reconnect
         self._owner_kw: dict[str, Any] = {
             "power_config": power_config,
             "clock": clock,
@@ -99,28 +118,34 @@ class VmRegistry:
 
     # -- verbs -----------------------------------------------------------------------------
 
-    async def create(self, launch: Launch) -> dict[str, Any]:
-        """Answer WaitForLaunch at once; the owner then defines and starts the domain.
+    async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
+        """VM.create: plan the launch, answer WaitForLaunch at once (with the plan's warnings);
+        the owner then defines and starts the domain."""
+        return await self.launch(plan(vm_id, params, self._virt))
 
-        `launch` is fully validated and rendered (agent.domxml.launch.plan): nothing here
-        can fail on the request's content before libvirt sees it."""
-        self._check_free(launch)
+    async def launch(self, planned: Launch) -> dict[str, Any]:
+        """Start a planned VM. `planned` is fully validated and rendered: nothing here can fail
+        on the request's content before libvirt sees it."""
+        self._check_free(planned)
         # A domain hvagent has not adopted yet (defined outside a moment ago) must not be
         # overwritten by defineXML: ask libvirt too.
         try:
-            await self._port.domain(launch.vm_id)
+            await self._port.domain(planned.vm_id)
         except errors.NoSuchVM:
             pass
         else:
-            raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(launch.vm_id))
-        self._check_free(launch)  # re-check: we awaited
+            raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(planned.vm_id))
+        self._check_free(planned)  # re-check: we awaited
         owner = VmOwner(
-            self._port, self._bus, launch.facts, VmStatus.WAIT_FOR_LAUNCH, **self._owner_kw
+            self._port, self._bus, planned.facts, VmStatus.WAIT_FOR_LAUNCH, **self._owner_kw
         )
         self._start(owner)
-        owner.launch(launch.xml, paused=launch.paused)
-        log.info("VM %s (%s) accepted, launching", launch.vm_id, launch.name)
-        return owner.short()
+        owner.post(LaunchCommand(planned.xml, planned.paused))
+        log.info("VM %s (%s) accepted, launching", planned.vm_id, planned.name)
+        reply = owner.short()
+        if planned.warnings:
+            reply["warnings"] = list(planned.warnings)
+        return reply
 
     def _check_free(self, spec: Launch) -> None:
         if spec.vm_id in self._owners:
@@ -139,18 +164,48 @@ class VmRegistry:
         return redact.blank_passwords(await self._port.domain_xml(vm_id))
 
     async def destroy(self, vm_id: uuid.UUID, graceful_attempts: int) -> None:
-        await self.get(vm_id).destroy(graceful_attempts)
+        await self.get(vm_id).submit(DestroyCommand(graceful_attempts))
 
     # -- events ----------------------------------------------------------------------------
 
     async def _pump(self) -> None:
-        async for event in self._port.events():
-            owner = self._owners.get(event.vm_id)
-            if owner is not None:
+        while True:
+            try:
+                async for event in self._port.events():
+                    self._route(event)
+            except ConnectionLost:
+                if not self._reconnect:
+                    raise
+                log.error("libvirt connection lost: reconnecting (verbs answer 40 meanwhile)")
+                await self._port.reconnect()
+                self.reconcile(await self._port.list_domains())
+
+    def _route(self, event: DomainEvent) -> None:
+        owner = self._owners.get(event.vm_id)
+        if owner is not None:
+            owner.post_event(event)
+        elif event.kind in (EventKind.DEFINED, EventKind.STARTED) and self.recovered.is_set():
+            assert self._tg is not None
+            self._tg.create_task(self._adopt_new(event), name=f"adopt:{event.vm_id}")
+
+    def reconcile(self, records: list[DomainRecord]) -> None:
+        """After a reconnect: tell each owner what changed while events could not arrive
+        (as the events libvirt would have sent), adopt new domains, and stop owners whose
+        domain vanished."""
+        seen = {r.vm_id for r in records}
+        for record in records:
+            owner = self._owners.get(record.vm_id)
+            if owner is None:
+                self.adopt(record)
+                log.info("adopted domain %s found after reconnecting", record.vm_id)
+                continue
+            for event in missed_events(owner.status, record):
                 owner.post_event(event)
-            elif event.kind in (EventKind.DEFINED, EventKind.STARTED) and self.recovered.is_set():
-                assert self._tg is not None
-                self._tg.create_task(self._adopt_new(event), name=f"adopt:{event.vm_id}")
+        for vm_id, owner in list(self._owners.items()):
+            if vm_id not in seen and owner.status is not VmStatus.DOWN:
+                log.warning("VM %s: its domain is gone after reconnecting", vm_id)
+                owner.post_event(DomainEvent(vm_id, EventKind.STOPPED, StopCause.UNKNOWN))
+        log.info("reconciled %d domains with libvirt after reconnecting", len(records))
 
     async def _adopt_new(self, event: DomainEvent) -> None:
         try:
@@ -164,3 +219,20 @@ class VmRegistry:
                 owner.vm_id,
                 "foreign" if owner.external else "hvagent metadata",
             )
+
+
+def missed_events(status: VmStatus, record: DomainRecord) -> list[DomainEvent]:
+    """The lifecycle events that take an owner in `status` to the domain's current state."""
+    vm_id, state = record.vm_id, record.state
+    if state is DomainState.SHUTOFF:
+        if status is VmStatus.DOWN:
+            return []
+        return [DomainEvent(vm_id, EventKind.STOPPED, record.stop_cause or StopCause.UNKNOWN)]
+    events = []
+    if status is VmStatus.DOWN:
+        events.append(DomainEvent(vm_id, EventKind.STARTED))
+    if state is DomainState.PAUSED and status is not VmStatus.PAUSED:
+        events.append(DomainEvent(vm_id, EventKind.SUSPENDED))
+    elif state is DomainState.RUNNING and status is VmStatus.PAUSED:
+        events.append(DomainEvent(vm_id, EventKind.RESUMED))
+    return events

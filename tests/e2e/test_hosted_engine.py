@@ -171,7 +171,7 @@ async def test_from_equivalent_vm_conf(he, virconn, bridge):
     result = await client.call(
         "VM.create", vmID=vm_id, vmParams={"vmConf": vm_conf(vm_id, bridge, volumes)}
     )
-    assert result["warnings"] == []
+    assert result.get("warnings", []) == []
     await check_live(client, virconn, vm_id, bridge, root)
     assert await client.call("VM.destroy", vmID=vm_id) is True
 

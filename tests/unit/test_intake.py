@@ -3,7 +3,6 @@ defines and the warnings it answers with; bad input -> a stable code naming the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import uuid
@@ -21,7 +20,7 @@ VM = uuid.UUID(HE_FULL_ID)
 
 
 def convert(params, host=HOST, vm=VM):
-    return asyncio.run(intake.convert(vm, params, host))
+    return intake.convert(vm, params, host)
 
 
 def error(params, host=HOST, vm=VM) -> AgentError:
@@ -373,7 +372,7 @@ def test_hostile_vmconf_values(key, value):
 
 
 def launch_plan(params):
-    from agent.domxml import launch
+    from agent.intake import launch
 
     return launch.plan(VM, params, intake_golden.VIRT)
 
@@ -444,6 +443,6 @@ def test_appliance_style_ovf():
 
 
 def launch_plan_for(vm, params):
-    from agent.domxml import launch
+    from agent.intake import launch
 
     return launch.plan(vm, params, intake_golden.VIRT).xml

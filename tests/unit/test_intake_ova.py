@@ -4,7 +4,6 @@ refused with their own message and leave no file behind."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import io
 import os
@@ -79,7 +78,7 @@ def files(root: str) -> list[str]:
 @pytest.mark.parametrize("ovf_first", [True, False])
 def test_extracts_sparse_into_the_layout_and_converts(tmp_path, host, ovf_first):
     path = build_ova(tmp_path, ovf_first=ovf_first)
-    c = asyncio.run(intake.convert(uuid.UUID(HE_FULL_ID), {"ova": str(path)}, host))
+    c = intake.convert(uuid.UUID(HE_FULL_ID), {"ova": str(path)}, host)
     disks = [d for d in c.params["devices"] if d.get("device") == "disk"]
     for (img, vol, fmt), dev in zip(DISKS, disks, strict=True):
         want = Path(host.image_root) / SD / "images" / img / vol
@@ -98,7 +97,7 @@ def test_existing_volume_is_kept_not_overwritten(tmp_path, host):
     target.parent.mkdir(parents=True)
     image(target, "qcow2", "2M")
     stamp = target.stat().st_mtime_ns
-    c = asyncio.run(intake.convert(uuid.UUID(HE_FULL_ID), {"ova": str(path)}, host))
+    c = intake.convert(uuid.UUID(HE_FULL_ID), {"ova": str(path)}, host)
     assert target.stat().st_mtime_ns == stamp
     assert any("is kept" in w["data"]["reason"] for w in c.warnings)
     assert str(target) not in c.created
@@ -146,8 +145,6 @@ def test_bad_path(value, host):
 def test_bad_ovf_in_the_archive_is_refused_after_extraction_and_cleaned(tmp_path, host):
     text = he_full(**{"MegaBytes": "KiloBytes"})
     with pytest.raises(AgentError) as exc:
-        asyncio.run(
-            intake.convert(uuid.UUID(HE_FULL_ID), {"ova": str(build_ova(tmp_path, text))}, host)
-        )
+        intake.convert(uuid.UUID(HE_FULL_ID), {"ova": str(build_ova(tmp_path, text))}, host)
     assert "memory unit" in exc.value.reason
     assert files(host.image_root) == []
