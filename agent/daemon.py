@@ -41,7 +41,7 @@ from agent.runtime.bus import StatusBus
 from agent.runtime.host import HostService
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
-from agent.virt.adapter import connected
+from agent.virt.adapter import LibvirtHypervisor, connected
 from agent.virt.port import ConnectionLost
 
 log = logging.getLogger("agent.daemon")
@@ -147,6 +147,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             metrics_registry = CollectorRegistry(auto_describe=False)
             instruments = Instruments(metrics_registry)
             port.call_observer = instruments.libvirt_call
+            port.timeout_observer = instruments.libvirt_call_timed_out
             registry = VmRegistry(
                 port,
                 bus,
@@ -169,6 +170,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 libvirt_up=lambda: port.alive,
                 subscribers=lambda: bus.subscriber_count,
             )
+            await life.background("libvirt-probe", lambda: _probe(port, cfg.libvirt))
             await life.background("metrics-sampler", sampler.run)
             owners = await life.background("registry", registry.run)  # stops VM owners
             await registry.wait_started()
@@ -195,6 +197,10 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         return 1
     log.info("bye")
     return 0
+
+
+async def _probe(port: LibvirtHypervisor, cfg: config.LibvirtConfig) -> None:
+    await port.probe(interval_s=cfg.probe_interval_s, timeout_s=cfg.probe_timeout_s)
 
 
 def _libvirt_gone(exc: BaseException) -> bool:

@@ -7,6 +7,7 @@ Named to run last: it restarts libvirtd, which every other e2e test needs.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -82,6 +83,35 @@ async def test_lost_libvirt_connection_is_reconnected_and_reconciled(rpc, agent,
         assert await rpc.call("VM.destroy", vmID=other_id) is True
     finally:
         await events.close()
+
+
+async def test_hung_libvirtd_turns_readyz_503_and_verbs_fail_fast(rpc, agent, guest):
+    """SIGSTOP libvirtd: it neither answers nor closes the connection. The liveness probe
+    notices within its timeout (5 s); verbs that need libvirt answer 40 at once instead of
+    hanging; SIGCONT and all is as before."""
+    vm_id, params = guest_params(guest)
+    await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+    await rpc.wait_status(vm_id, "Up", 60)
+    pid = int(subprocess.check_output(["pgrep", "-xo", "libvirtd"]))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        stopped = time.monotonic()
+        while (await _ready(rpc))[0] != 503:
+            assert time.monotonic() - stopped < 30, "/readyz stayed 200 with libvirtd stopped"
+            await asyncio.sleep(0.2)
+        took = time.monotonic()
+        err = await rpc.error("VM.reset", vmID=vm_id)
+        assert err["code"] == 40 and time.monotonic() - took < 5
+        assert "not answering" in json.dumps(err["data"])
+        assert (await rpc.call("VM.getInfo", vmID=vm_id))["status"] == "Up"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 60
+    while (await _ready(rpc))[0] != 200:
+        assert time.monotonic() < deadline, agent.log.read_text()[-3000:]
+        await asyncio.sleep(0.2)
+    assert await rpc.call("VM.reset", vmID=vm_id) is True  # libvirt answers again
+    assert await rpc.call("VM.destroy", vmID=vm_id) is True
 
 
 @pytest.mark.hvagent_set("libvirt.reconnect=false")
