@@ -60,7 +60,7 @@ def _ovf_id(text: str, name: str) -> str:
         content = ovf.child(root, "Content")
         if content is None:
             raise HeUsage(f"{name}: no <Content> in the OVF")
-        return str(ovf._vm_id(content, "OVF"))
+        return str(ovf.read_vm_id(content, "OVF"))
     except AgentError as exc:
         raise HeUsage(f"{name}: {exc.reason}; give --vm-id") from None
 
@@ -70,7 +70,7 @@ def _conf_id(text: str, name: str) -> str:
         params = vmconf.parse(text)
     except AgentError as exc:
         raise HeUsage(f"{name}: {exc.reason}") from None
-    vm_id = vmconf._xml_uuid(params["xml"]) if "xml" in params else params.get("vmId")
+    vm_id = vmconf.xml_uuid(params["xml"]) if "xml" in params else params.get("vmId")
     if not vm_id:
         raise HeUsage(f"{name}: no vmId; give --vm-id")
     return str(vm_id)

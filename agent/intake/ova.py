@@ -182,7 +182,7 @@ def _wants(ovf_text: str, host: HostView) -> dict[str, _Want]:
         if ovf.local(i) == "Item"
     }
     out = {}
-    for disk in ovf._disk_section(content) if content is not None else []:
+    for disk in ovf.disk_section(content) if content is not None else []:
         ref = ovf.attr(disk, "fileRef") or ""
         image, _, volume = ref.partition("/")
         item = items.get(ovf.attr(disk, "diskId"))

@@ -109,7 +109,7 @@ def convert(
     if content is None:
         raise MissingParameter(f"{param}: no <Content> (VirtualSystem) element", param=param)
     warnings = Warnings()
-    ovf_id = _vm_id(content, param)
+    ovf_id = read_vm_id(content, param)
     if ovf_id != vm_id:
         raise InvalidParams(
             f"{param}: the OVF's VM id {ovf_id} does not match vmID {vm_id}", param=param
@@ -150,7 +150,7 @@ def convert(
     if display is not None and display not in DISPLAY_VIDEO:
         warnings.add(f"unknown DefaultDisplayType {display}; VGA is used", "DefaultDisplayType")
         display = 2
-    disks = {attr(d, "diskId"): d for d in _disk_section(content)}
+    disks = {attr(d, "diskId"): d for d in disk_section(content)}
     params["devices"] = ovf_devices.convert(
         items, disks, display, machine or host.default_machine or "", host, warnings
     )
@@ -158,7 +158,7 @@ def convert(
     return params, warnings
 
 
-def _vm_id(content: etree._Element, param: str) -> uuid.UUID:
+def read_vm_id(content: etree._Element, param: str) -> uuid.UUID:
     os_section = section(content, "OperatingSystemSection_Type")
     raw = attr(os_section, "id") if os_section is not None else None
     if not raw:
@@ -175,20 +175,20 @@ def _vm_id(content: etree._Element, param: str) -> uuid.UUID:
         ) from None
 
 
-def _disk_section(content: etree._Element) -> list[etree._Element]:
+def disk_section(content: etree._Element) -> list[etree._Element]:
     root = content.getparent()
     assert root is not None
     disks = section(root, "DiskSection_Type")
     return [] if disks is None else [d for d in disks if local(d) == "Disk"]
 
 
-def _rtype(item: etree._Element) -> int | None:
+def rtype(item: etree._Element) -> int | None:
     value = text(item, "ResourceType")
     return int(value) if value is not None and value.isdigit() and len(value) < 6 else None
 
 
 def _cpu(items: list[etree._Element], warnings: Warnings) -> dict[str, Any]:
-    cpu = next((i for i in items if _rtype(i) == 3), None)
+    cpu = next((i for i in items if rtype(i) == 3), None)
     if cpu is None:
         warnings.add("the OVF has no CPU Item; 1 vCPU is used", "Item[ResourceType=3]")
         return {"smp": "1"}
@@ -215,7 +215,7 @@ def _cpu(items: list[etree._Element], warnings: Warnings) -> dict[str, Any]:
 def _memory(
     content: etree._Element, items: list[etree._Element], warnings: Warnings
 ) -> dict[str, Any]:
-    mem = next((i for i in items if _rtype(i) == 4), None)
+    mem = next((i for i in items if rtype(i) == 4), None)
     quantity = text(mem, "VirtualQuantity") if mem is not None else None
     if quantity is None:
         raise MissingParameter(

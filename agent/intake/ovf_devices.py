@@ -46,7 +46,7 @@ def convert(
 ) -> list[dict[str, Any]]:
     q35 = "q35" in machine
     devices: list[dict[str, Any]] = []
-    disk_items = [i for i in items if _kind(i) == ("disk", "disk") or ovf._rtype(i) == 17]
+    disk_items = [i for i in items if _kind(i) == ("disk", "disk") or ovf.rtype(i) == 17]
     boot = _boot_disk(disk_items, disks)
     for item in disk_items:
         devices.append(_disk(item, disks, item is boot, q35, host, warnings))
@@ -61,11 +61,11 @@ def convert(
         where = f"Item[{text_or(item, 'InstanceId')}]"
         if item in disk_items:
             continue
-        if ovf._rtype(item) == 10 or kind == "interface":
+        if ovf.rtype(item) == 10 or kind == "interface":
             nic = _nic(item, where, warnings)
             if nic is not None:
                 devices.append(nic)
-        elif (kind == "disk" and device == "cdrom") or ovf._rtype(item) == 15:
+        elif (kind == "disk" and device == "cdrom") or ovf.rtype(item) == 15:
             if any(d.get("device") == "cdrom" for d in devices):
                 warnings.add("only the first cdrom is kept", where)
                 continue

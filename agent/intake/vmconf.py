@@ -143,7 +143,7 @@ def convert(
     params.pop("launchPaused", None)
     conf_id = params.get("vmId")
     if "xml" in params:
-        xml_id = _xml_uuid(params["xml"])
+        xml_id = xml_uuid(params["xml"])
         if conf_id and xml_id and conf_id != xml_id:
             warnings.add(
                 f"vm.conf vmId {conf_id} differs from the XML's uuid {xml_id}; "
@@ -218,6 +218,6 @@ def _device(dev: dict[str, Any], i: int, host: HostView, warnings: Warnings) -> 
         dev["device"], dev["model"] = "scsi", "virtio-scsi"
 
 
-def _xml_uuid(xml: str) -> str | None:
+def xml_uuid(xml: str) -> str | None:
     m = re.search(r"<uuid>\s*([0-9a-fA-F-]{36})\s*</uuid>", xml)
     return m.group(1).lower() if m else None
