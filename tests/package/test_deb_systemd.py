@@ -94,10 +94,12 @@ def test_install_enables_but_does_not_start(box):
     state = box.run("systemctl", "is-active", "hvagent.service", check=False).stdout.strip()
     assert state == "inactive"
     # tmpfiles.d ran at install: the directories exist before the first start.
-    modes = box.run("stat", "-c", "%n %a %U:%G", "/run/hvagent", "/var/log/hvagent/console")
-    assert modes.stdout.split("\n")[:2] == [
+    dirs = ("/run/hvagent", "/var/log/hvagent/console", "/var/lib/hvagent")
+    modes = box.run("stat", "-c", "%n %a %U:%G", *dirs).stdout.splitlines()
+    assert modes == [
         "/run/hvagent 751 root:root",
         "/var/log/hvagent/console 750 root:root",
+        "/var/lib/hvagent 700 root:root",
     ]
 
 
@@ -186,6 +188,7 @@ def test_purge_removes_it(box):
         "/usr/lib/hvagent",
         "/usr/bin/hvagent",
         "/var/log/hvagent",
+        "/var/lib/hvagent",
         "/usr/lib/tmpfiles.d/hvagent.conf",
     ):
         assert box.run("test", "-e", path, check=False).returncode == 1, f"{path} left behind"
