@@ -140,6 +140,21 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class PayloadConfig:
+    # Payload disk images (vmPayload, PAYLOAD:, cloudInit) built for VM.create; each is
+    # removed when its VM is destroyed or goes down.
+    dir: str = "/run/hvagent/payload"
+    # The decoded content of one VM.create's payloads, all images together.
+    max_bytes: int = 10 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not self.dir.startswith("/"):
+            raise ValueError("dir must be an absolute path")
+        if not 0 < self.max_bytes <= 1 << 30:
+            raise ValueError("max_bytes must be between 1 and 1073741824")
+
+
+@dataclass(frozen=True)
 class PowerConfig:
     # VM.shutdown defaults when the caller omits timeout/delay (VDSM's values).
     shutdown_timeout_s: float = 120.0
@@ -169,6 +184,7 @@ class Config:
     power: PowerConfig = field(default_factory=PowerConfig)
     state: StateConfig = field(default_factory=StateConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    payload: PayloadConfig = field(default_factory=PayloadConfig)
 
     @classmethod
     def defaults(cls) -> Config:

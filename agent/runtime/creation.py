@@ -4,6 +4,8 @@ Plain vmParams are planned at once (agent/intake/launch.py, pure). A hosted-engi
 (`ovf`, `vmConf`, `ova`) is first converted into vmParams by agent/intake/ with the host's
 facts: conversion may read files and extract an OVA, so it runs on a worker thread, and the
 files it made are removed again if the create fails before the VM's owner takes over.
+Payload disks (agent/intake/payload.py: validated first) are written the same way, on a
+worker thread before the domain is defined (runtime/payloads.py), and removed on failure.
 """
 
 from __future__ import annotations
@@ -16,19 +18,34 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from agent import intake
-from agent.config import VirtConfig
+from agent.config import PayloadConfig, VirtConfig
+from agent.intake import payload
 from agent.intake.launch import Launch, plan
+from agent.runtime import payloads
 from agent.virt.port import Hypervisor
 
 
 @asynccontextmanager
 async def planned(
-    port: Hypervisor, virt: VirtConfig, vm_id: uuid.UUID, params: Any
+    port: Hypervisor,
+    virt: VirtConfig,
+    vm_id: uuid.UUID,
+    params: Any,
+    payload_cfg: PayloadConfig | None = None,
 ) -> AsyncIterator[Launch]:
     """The launch plan for a VM.create request; leaving the block with an error undoes
-    what a conversion made."""
+    what a conversion made and removes the payload images written for it."""
+    pcfg = payload_cfg or PayloadConfig()
     if not intake.wants(params):
-        yield plan(vm_id, params, virt)
+        if not payload.wanted(params):
+            yield plan(vm_id, params, virt)
+            return
+        params, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, params)
+        try:
+            yield plan(vm_id, params, virt)
+        except BaseException:
+            await asyncio.to_thread(payloads.remove, paths)
+            raise
         return
     caps = (await port.host_facts()).capabilities_xml
 
@@ -36,9 +53,26 @@ async def planned(
         return intake.convert(vm_id, params, intake.host_view(virt, caps))
 
     converted = await asyncio.to_thread(convert)
+    paths: list[str] = []
     try:
-        launch = plan(vm_id, converted.params, virt)
+        out, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, converted.params)
+        launch = plan(vm_id, out, virt)
         yield dataclasses.replace(launch, warnings=(*converted.warnings, *launch.warnings))
     except BaseException:
+        await asyncio.to_thread(payloads.remove, paths)
         await asyncio.to_thread(converted.rollback)
+        raise
+
+
+def _with_payloads(cfg: PayloadConfig, vm_id: uuid.UUID, params: Any) -> tuple[Any, list[str]]:
+    """Blocking: validate and decode the payloads (refused before any file is written),
+    write their images; the request with their paths, and the paths."""
+    found = payload.find(params, cfg.max_bytes)
+    if not found.images:
+        return params, []
+    paths = payloads.write(cfg.dir, vm_id, found.images)
+    try:
+        return found.apply(paths), paths
+    except BaseException:
+        payloads.remove(paths)
         raise

@@ -24,7 +24,7 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import PowerConfig, VirtConfig
+from agent.config import PayloadConfig, PowerConfig, VirtConfig
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
 from agent.intake.launch import Launch
@@ -58,8 +58,10 @@ class VmRegistry:
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
+        payload: PayloadConfig | None = None,
     ) -> None:
         self._port = port
+        self._payload = payload or PayloadConfig()
         self._bus = bus
         self._virt = virt or VirtConfig()
         self._reconnect = reconnect
@@ -69,6 +71,7 @@ class VmRegistry:
             "power_config": power_config,
             "clock": clock,
             "observer": observer,
+            "payload_dir": self._payload.dir,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -146,7 +149,9 @@ class VmRegistry:
     async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
         """VM.create: plan the launch (runtime/creation.py), answer WaitForLaunch at once
         with the plan's warnings; the owner then defines and starts the domain."""
-        async with creation.planned(self._port, self._virt, vm_id, params) as planned:
+        async with creation.planned(
+            self._port, self._virt, vm_id, params, self._payload
+        ) as planned:
             return await self.launch(planned)
 
     async def launch(self, planned: Launch) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from agent.clock import Clock, RealClock
 from agent.config import PowerConfig
 from agent.domxml.live import DomainFacts
 from agent.logs import vm_id_var
+from agent.runtime import payloads
 from agent.runtime.bus import StatusBus
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import operations, reporting
@@ -69,6 +70,7 @@ class VmOwner:
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
         records: DownRecords | None = None,
+        payload_dir: str | None = None,
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
         self.records = records or DownRecords(None)
@@ -86,6 +88,7 @@ class VmOwner:
         self._inbox: asyncio.Queue[Command | DomainEvent] = asyncio.Queue()
         self._get: asyncio.Task[Command | DomainEvent] | None = None
         self._gone = False
+        self._payload_dir = payload_dir
 
     @classmethod
     def adopt(
@@ -189,6 +192,11 @@ class VmOwner:
         """The domain (re)started: reset the clock and the pending stop, read console ports."""
         self.state.started()
         await self.tickets.read_ports()
+
+    async def drop_payloads(self) -> None:
+        """Remove this VM's payload images (runtime/payloads.py), off the loop."""
+        if self._payload_dir is not None and not self.state.external:
+            await asyncio.to_thread(payloads.remove_for, self._payload_dir, self.vm_id)
 
     def set_status(self, status: VmStatus, exit_info: ExitInfo | None = None) -> None:
         old = self.state.change(status, exit_info)
@@ -330,6 +338,7 @@ class VmOwner:
         self.ops.cancel("the domain stopped")
         await self.subtasks.stop_running()
         await self.state.persist(exit=exit_info, operation=None)
+        await self.drop_payloads()
         self.set_status(VmStatus.DOWN, exit_info)
 
     def _publish_consoles(self) -> None:
