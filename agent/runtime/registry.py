@@ -61,6 +61,8 @@ class VmRegistry:
         payload: PayloadConfig | None = None,
     ) -> None:
         self._port = port
+        # Without a payload config (unit tests) images go to the default dir and nothing
+        # removes them; the daemon always passes its [payload] section.
         self._payload = payload or PayloadConfig()
         self._bus = bus
         self._virt = virt or VirtConfig()
@@ -71,7 +73,7 @@ class VmRegistry:
             "power_config": power_config,
             "clock": clock,
             "observer": observer,
-            "payload_dir": self._payload.dir,
+            "payload_dir": payload.dir if payload else None,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None
