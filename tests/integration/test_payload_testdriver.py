@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import json
 import os
 import uuid
 
@@ -210,3 +211,26 @@ async def test_payloads_above_max_bytes_are_refused(small_daemon, session, virco
     assert err["data"]["param"] == 'devices[1].specParams.vmPayload.file["b"]'
     assert "max_bytes" in err["data"]["reason"]
     assert listing(small_daemon) == []
+
+
+async def test_client_cloud_init_option(rpc, daemon, virconn, tmp_path):
+    from tests.integration.test_cli_socket import cli
+
+    vm_id = str(uuid.uuid4())
+    user = tmp_path / "user-data"
+    user.write_bytes(USER_DATA)
+    params = tmp_path / "create.json"
+    params.write_text(json.dumps({"vmParams": vm_params(vm_id)}))
+    sock = daemon.cfg.rpc.socket
+    code, out, err = await cli(
+        "--socket", sock, "VM", "create", f"vmID={vm_id}", "-f", str(params), "--cloud-init",
+        str(user),
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["vmId"] == vm_id, err
+    await rpc.wait_status(vm_id, "Up", 30)
+    (_, path) = next(v for v in disk_sources(virconn, vm_id).values() if v[0] == "cdrom")
+    assert iso_file(path, "/user-data") == (USER_DATA, "cidata")
+    assert iso_file(path, "/meta-data")[0] == f"instance-id: {vm_id}\n".encode()
+    await rpc.call("VM.destroy", vmID=vm_id)
+    code, _, err = await cli("--socket", sock, "VM", "getStats", "--meta-data", str(user))
+    assert code == 2 and "--cloud-init" in err
