@@ -4,6 +4,7 @@ is destroyed or goes down; a create that fails, or bad payload input, leaves no 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import io
@@ -234,3 +235,27 @@ async def test_client_cloud_init_option(rpc, daemon, virconn, tmp_path):
     await rpc.call("VM.destroy", vmID=vm_id)
     code, _, err = await cli("--socket", sock, "VM", "getStats", "--meta-data", str(user))
     assert code == 2 and "--cloud-init" in err
+
+
+async def test_images_of_a_vm_that_went_down_while_hvagent_was_away_are_removed(
+    rpc, daemon, virconn, session, tmp_path
+):
+    vm_id = str(uuid.uuid4())
+    await rpc.call("VM.create", vmID=vm_id, vmParams=vm_params(vm_id, payload_dev({"a": ""})))
+    await rpc.wait_status(vm_id, "Up", 30)
+    (_, path) = disk_sources(virconn, vm_id)["hda"]
+    assert await daemon.stop() == 0
+    virconn.lookupByUUIDString(vm_id).destroy()  # stops while nobody watches
+    assert os.path.exists(path)
+    second = Daemon(daemon.cfg)
+    try:
+        rpc2 = RpcClient(second.base, session)
+        await rpc2.wait_ready(30)
+        await rpc2.wait_status(vm_id, "Down", 30)
+        deadline = asyncio.get_running_loop().time() + 30
+        while os.path.exists(path) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)  # the owner removes it as it starts (condition wait)
+        assert not os.path.exists(path)
+        await rpc2.call("VM.destroy", vmID=vm_id)
+    finally:
+        assert await second.stop() == 0

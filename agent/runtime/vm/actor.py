@@ -221,6 +221,8 @@ class VmOwner:
         vm_id_var.set(str(self.vm_id))
         self._publish_consoles()
         try:
+            if self.state.status is VmStatus.DOWN:  # went down while hvagent was away
+                await self._contained("removing payloads", self.drop_payloads())
             await self._contained("resuming the operation", self.ops.resume())
             while not self._gone:
                 item = await self._next_item()
