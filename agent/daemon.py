@@ -29,7 +29,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, logs, systemd
+from agent import __version__, config, logs, systemd, tls
+from agent.api import methods
 from agent.api.app import create_app
 from agent.api.context import Services
 from agent.metrics.collector import SampleAgeCollector
@@ -39,6 +40,7 @@ from agent.runtime.bus import StatusBus
 from agent.runtime.host import HostService
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
+from agent.stomp.server import StompListener
 from agent.virt.adapter import LibvirtHypervisor
 
 log = logging.getLogger("agent.daemon")
@@ -86,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = config.load(args.config, _overrides(args))
-    except config.ConfigError as exc:
+        if cfg.stomp.listen and cfg.stomp.tls:
+            tls.build_context(cfg.tls)  # unreadable certificates: say so now, exit 2
+    except (config.ConfigError, tls.TlsFilesError) as exc:
         print(f"hvagent: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.setup(cfg.logging.level)
@@ -140,6 +144,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         access_log=None,
     )
     await runner.setup()
+    listeners = contextlib.AsyncExitStack()
     exit_code = 0
     try:
         async with asyncio.TaskGroup() as tg:
@@ -153,6 +158,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                     runner, _unix_socket(cfg.rpc.socket, cfg.rpc.socket_group)
                 ).start()
                 log.info("serving JSON-RPC on unix socket %s", cfg.rpc.socket)
+            if cfg.stomp.listen:
+                stomp = StompListener(cfg, services, methods.build(), instruments)
+                await listeners.enter_async_context(stomp)
             instruments.recovery_finished(await recover(port, registry))
             background = [
                 tg.create_task(sampler.run(), name="metrics-sampler"),
@@ -178,6 +186,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 task.cancel()
             log.info("stopping: closing RPC")
             t = time.monotonic()
+            await listeners.aclose()
             await runner.cleanup()
             log.info(
                 "RPC closed in %.3f s; stopping VM owners (VMs keep running)", time.monotonic() - t
@@ -188,6 +197,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             log.error("hvagent crashed: %s", exc, exc_info=exc)
         exit_code = 1
     finally:
+        await listeners.aclose()
         await runner.cleanup()
         if cfg.rpc.socket:
             with contextlib.suppress(OSError):
