@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--url", help="HTTP base URL, e.g. http://127.0.0.1:54321")
+    where.add_argument("--url", help="HTTP base URL, e.g. http://127.0.0.1:54322")
     where.add_argument("--socket", help=f"Unix socket path (default {DEFAULT_SOCKET})")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     p.add_argument("-f", "--file", type=Path, help="read the params as a JSON object from FILE")

@@ -5,6 +5,7 @@ every blocking call goes through a thread."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import ssl
@@ -140,7 +141,15 @@ class RawStomp:
         await self.writer.drain()
 
     async def frame(self, timeout: float = 10) -> tuple[str, dict[str, str], bytes] | None:
-        """The next frame, skipping heart-beat EOLs; None at end of stream."""
+        """The next frame, skipping heart-beat EOLs; None at end of stream (or a reset: a
+        server closing with our unread bytes in its buffer resets, which can discard its
+        last frame in our buffer)."""
+        try:
+            return await self._frame(timeout)
+        except ConnectionResetError:
+            return None
+
+    async def _frame(self, timeout: float) -> tuple[str, dict[str, str], bytes] | None:
         async with asyncio.timeout(timeout):
             while True:
                 first = await self.reader.read(1)
@@ -165,13 +174,14 @@ class RawStomp:
     async def closed(self, timeout: float = 10) -> bool:
         """True once the server closed the connection (frames before that are skipped)."""
         async with asyncio.timeout(timeout):
-            while await self.reader.read(65536):
+            try:
+                while await self.reader.read(65536):
+                    pass
+            except ConnectionResetError:
                 pass
         return True
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(OSError, ssl.SSLError):
             await self.writer.wait_closed()
-        except (ConnectionError, ssl.SSLError):
-            pass

@@ -125,7 +125,7 @@ async def test_java_client_frame_order_receipts_forwarding(tmp_path, pki, vircon
         await raw.send(
             b"SUBSCRIBE\ndestination:jms.topic.vdsm_responses\nack:auto\nid:s1\n\n\0"
             b"SUBSCRIBE\ndestination:jms.queue.events\nack:auto\nid:s2\n\n\0"
-            b'SEND\ndestination:jms.topic.vdsm_requests\nreply-to:jms.topic.vdsm_responses\n\n'
+            b"SEND\ndestination:jms.topic.vdsm_requests\nreply-to:jms.topic.vdsm_responses\n\n"
             b'{"jsonrpc":"2.0","method":"Host.ping2","params":{},"id":"p1"}\0'
         )
         command, headers, body = await raw.frame()
