@@ -33,6 +33,7 @@ CLIENT_COMMANDS = frozenset(
         "DISCONNECT",
     }
 )
+SERVER_COMMANDS = frozenset({"CONNECTED", "MESSAGE", "RECEIPT", "ERROR"})
 _UNESCAPED = frozenset({"CONNECT", "STOMP", "CONNECTED"})
 _ESCAPES = {"\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\c": ":"}
 
@@ -79,10 +80,14 @@ def _escape(text: str) -> str:
 
 
 class Decoder:
-    """Client frames out of a byte stream, one `feed` at a time."""
+    """Client frames out of a byte stream, one `feed` at a time (`commands=SERVER_COMMANDS`:
+    a client's decoder)."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(
+        self, limits: Limits | None = None, commands: frozenset[str] = CLIENT_COMMANDS
+    ) -> None:
         self.limits = limits or Limits()
+        self._commands = commands
         self._buf = bytearray()
         self._reset()
 
@@ -159,7 +164,7 @@ class Decoder:
         if len(line) > self.limits.max_command:
             raise FrameError("command too long")
         command = line.decode("ascii", "replace")
-        if command not in CLIENT_COMMANDS:
+        if command not in self._commands:
             raise FrameError("unknown command")
         self._command = command
 

@@ -69,6 +69,9 @@ class Connection(asyncio.Protocol):
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._opened = False
+        # TLS: application data can arrive with the handshake's last flight, before
+        # start_tls returns the transport; it waits here until _open.
+        self._early = bytearray()
 
     # -- connection ------------------------------------------------------------------------
 
@@ -113,6 +116,9 @@ class Connection(asyncio.Protocol):
         self._opened = True
         self.hub.opened(self)
         log.info("STOMP connection from %s (%s)", self.peer, how)
+        if self._early:
+            early, self._early = bytes(self._early), bytearray()
+            self.data_received(early)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost()
@@ -208,6 +214,9 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
+            return
+        if self.transport is None:
+            self._early += data
             return
         try:
             frames = self.decoder.feed(data)
