@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import queue
+import socket
 import ssl
 import subprocess
 import time
@@ -185,3 +186,32 @@ class RawStomp:
         self.writer.close()
         with contextlib.suppress(OSError, ssl.SSLError):
             await self.writer.wait_closed()
+
+
+def reissue_host_cert(pki: Path) -> None:
+    """A new host certificate and key from the same test CA, over the old files."""
+    ca = pki / "ca"
+    subprocess.run(
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=hvagent test/CN=localhost",
+         "-keyout", str(pki / "keys" / "vdsmkey.pem"), "-out", str(pki / "req.csr")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (pki / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    subprocess.run(
+        ["openssl", "x509", "-req", "-in", str(pki / "req.csr"), "-CA", str(ca / "cacert.pem"),
+         "-CAkey", str(ca / "cakey.pem"), "-CAcreateserial", "-days", "30",
+         "-extfile", str(pki / "ext.cnf"), "-out", str(pki / "certs" / "vdsmcert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def served_serial(port: int, pki: Path) -> str:
+    """The serial number of the certificate hvagent presents to a new connection."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(str(pki / "certs" / "cacert.pem"))
+    ctx.load_cert_chain(str(pki / "client" / "cert.pem"), str(pki / "client" / "key.pem"))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        ctx.wrap_socket(sock, server_hostname="localhost") as tls,
+    ):
+        return tls.getpeercert()["serialNumber"]

@@ -6,9 +6,13 @@ connections untouched.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
+import os
+import shutil
+import signal
 import ssl
 import uuid
 import warnings
@@ -19,7 +23,13 @@ import pytest
 from agent import config
 from tests.integration.conftest import libvirt_uuids
 from tests.integration.test_stomp_testdriver import started, stomp_config
-from tests.stomp_client import RawStomp, StompPyClient, make_pki
+from tests.stomp_client import (
+    RawStomp,
+    StompPyClient,
+    make_pki,
+    reissue_host_cert,
+    served_serial,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -166,4 +176,28 @@ async def test_insecure_flag_allows_plain_off_loopback(tmp_path, pki):
         assert await client.call("Host.ping2") is True
         await client.close()
     finally:
+        assert await d.stop() == 0
+
+
+async def test_sighup_reloads_certificates_for_new_connections_only(tmp_path, pki, virconn):
+    own = tmp_path / "pki"
+    shutil.copytree(pki, own)
+    d = await started(stomp_config(tmp_path, own, tls=True))
+    port = config.split_listen(d.cfg.stomp.listen)[1]
+    established = await StompPyClient.open(port, own)
+    try:
+        before = await asyncio.to_thread(served_serial, port, own)
+        await asyncio.to_thread(reissue_host_cert, own)
+        os.kill(os.getpid(), signal.SIGHUP)
+        async with asyncio.timeout(30):
+            while (after := await asyncio.to_thread(served_serial, port, own)) == before:
+                await asyncio.sleep(0.1)
+        assert after != before
+        assert await established.call("Host.ping2") is True
+        assert established.listener.disconnects == 0
+        fresh = await StompPyClient.open(port, own)
+        assert await fresh.call("Host.ping2") is True
+        await fresh.close()
+    finally:
+        await established.close()
         assert await d.stop() == 0
