@@ -201,3 +201,30 @@ async def test_sighup_reloads_certificates_for_new_connections_only(tmp_path, pk
     finally:
         await established.close()
         assert await d.stop() == 0
+
+
+async def test_slow_consumer_is_closed_and_counted_others_untouched(tmp_path, pki, virconn):
+    cfg = stomp_config(tmp_path, pki, tls=False, max_pending_bytes=64 * 1024)
+    d = await started(cfg)
+    port = config.split_listen(cfg.stomp.listen)[1]
+    slow = await RawStomp.open(port)  # subscribes, then never reads
+    sender = await StompPyClient.open(port)
+    try:
+        await slow.send(b"SUBSCRIBE\ndestination:bulk\nid:b\nreceipt:ok\n\n\0")
+        assert await slow.frame() == ("RECEIPT", {"receipt-id": "ok"}, b"")
+        slow.writer.transport.pause_reading()
+        chunk = b"x" * (1024 * 1024)
+        frame = b"SEND\ndestination:bulk\ncontent-length:%d\n\n%s\0" % (len(chunk), chunk)
+        raw_sender = await RawStomp.open(port)
+        async with asyncio.timeout(60):
+            while not await metric_lines(d, "hvagent_stomp_slow_consumer_closes_total 1.0"):
+                await raw_sender.send(frame)  # the kernel buffers fill, then hvagent's
+        await raw_sender.close()
+        slow.writer.transport.resume_reading()
+        assert await slow.closed(30)
+        assert await sender.call("Host.ping2") is True
+        assert sender.listener.disconnects == 0 and not d.task.done()
+    finally:
+        await slow.close()
+        await sender.close()
+        assert await d.stop() == 0
