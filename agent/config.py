@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import tomllib
+import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 DEFAULT_PATH = Path("/etc/hvagent/hvagent.toml")
@@ -125,6 +126,14 @@ class VirtConfig:
             raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {self.domain_type!r}")
         if not self.console_log_dir.startswith("/"):
             raise ValueError("console_log_dir must be an absolute path")
+
+    def console_log_path(self, vm_id: uuid.UUID) -> str:
+        """Where the guest's serial console is logged (virtlogd writes it)."""
+        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.log")
+
+    def console_socket_path(self, vm_id: uuid.UUID) -> str:
+        """The unix socket of the extra virtio console, when the engine asks for one."""
+        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.sock")
 
 
 @dataclass(frozen=True)

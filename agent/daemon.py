@@ -1,9 +1,10 @@
-"""The composition root: command line, config, logging, libvirt, runtime, HTTP, signals.
+"""The composition root: command line, config, logging, libvirt, runtime, listeners, signals.
 
 `main()` parses the command line and runs `run(config)`. `run` wires the concrete libvirt
-adapter into the runtime, recovers existing domains, serves HTTP, and waits for SIGTERM or
-SIGINT (or the `shutdown_trigger` awaitable tests pass). Shutdown is ordered and leaves every
-VM running: stop serving RPC, stop the VM owners, close libvirt. A second signal exits at
+adapter into the runtime as a list of components (agent/lifecycle.py), recovers existing
+domains, serves RPC, and waits for SIGTERM or SIGINT (or the `shutdown_trigger` awaitable
+tests pass). Shutdown is the list in reverse and leaves every VM running: STOPPING=1, stop
+serving RPC, stop the VM owners, stop the sampler, close libvirt. A second signal exits at
 once. Exit status: 0 after a requested stop, 1 on a crash (libvirt connection lost, a bug in
 the runtime) so systemd's Restart=on-failure brings hvagent back into recovery.
 """
@@ -20,19 +21,20 @@ import signal
 import socket
 import stat
 import sys
+import threading
 import time
 import tomllib
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from agent import __version__, config, logs, systemd, tls
 from agent.api import methods
-from agent.api.app import create_app
+from agent.api.app import create_app, serve
 from agent.api.context import Services
+from agent.lifecycle import Lifecycle
 from agent.metrics.collector import SampleAgeCollector
 from agent.metrics.instruments import Instruments
 from agent.metrics.sampler import Sampler
@@ -41,7 +43,7 @@ from agent.runtime.host import HostService
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
 from agent.stomp.server import StompListener
-from agent.virt.adapter import LibvirtHypervisor
+from agent.virt.adapter import connected
 
 log = logging.getLogger("agent.daemon")
 
@@ -95,12 +97,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(cfg.logging.level)
     try:
-        return asyncio.run(run(cfg))
+        code = asyncio.run(run(cfg))
     except KeyboardInterrupt:
-        return 0
+        code = 0
+    exit_past_stuck_threads(code)
+    return code
+
+
+def exit_past_stuck_threads(
+    code: int, grace_s: float = 2.0, exit_now: Callable[[int], object] = os._exit
+) -> None:
+    """A libvirt call stuck in a worker thread (a hung libvirtd, a domain job held by
+    another client) would keep the interpreter from exiting: it joins every pool thread at
+    exit. Past a short grace the process exits anyway, saying which threads it left."""
+    deadline = time.monotonic() + grace_s
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in stuck:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in stuck if t.is_alive()]
+    if stuck:
+        log.warning(
+            "exiting with %d thread(s) still in a call: %s",
+            len(stuck),
+            ", ".join(sorted(t.name for t in stuck)),
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        exit_now(code)
 
 
 async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = None) -> int:
+    """Run hvagent until SIGTERM/SIGINT or `shutdown_trigger`; 0 after a requested stop,
+    1 after a crash. The components below start in this order and stop in reverse."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception_handler)
     stop = asyncio.Event()
@@ -113,99 +141,71 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         cfg.rpc.listen,
     )
     os.makedirs(cfg.virt.console_log_dir, exist_ok=True)
-
     notifier = systemd.Notifier()
-    port = await LibvirtHypervisor.open(cfg.libvirt.uri, threads=cfg.libvirt.call_threads)
-    bus = StatusBus()
-    # Our own registry, never prometheus_client's global REGISTRY (tests run several daemons).
-    metrics_registry = CollectorRegistry(auto_describe=False)
-    instruments = Instruments(metrics_registry)
-    port.call_observer = instruments.libvirt_call
-    registry = VmRegistry(port, bus, power_config=cfg.power, observer=instruments)
-    sampler = Sampler(
-        port,
-        interval_s=cfg.metrics.sample_interval_s,
-        timeout_s=cfg.metrics.sample_timeout_s,
-    )
-    metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
-    services = Services(
-        registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments
-    )
-    instruments.watch(
-        vm_statuses=lambda: [str(o.status) for o in registry.owners()],
-        libvirt_up=lambda: port.alive,
-        subscribers=lambda: bus.subscriber_count,
-    )
-    # No access log: the per-verb line in api/rpc.py says more, once.
-    runner = web.AppRunner(
-        create_app(services, metrics_registry, lambda: sampler.rendered),
-        shutdown_timeout=5,
-        handle_signals=False,
-        access_log=None,
-    )
-    await runner.setup()
-    listeners = contextlib.AsyncExitStack()
-    exit_code = 0
     try:
-        async with asyncio.TaskGroup() as tg:
-            registry_task = tg.create_task(registry.run(), name="registry")
+        async with Lifecycle() as life:
+            port = await life.enter("libvirt", connected(cfg.libvirt))
+            bus = StatusBus()
+            # Our own registry, never prometheus_client's global REGISTRY (tests run several).
+            metrics_registry = CollectorRegistry(auto_describe=False)
+            instruments = Instruments(metrics_registry)
+            port.call_observer = instruments.libvirt_call
+            registry = VmRegistry(
+                port, bus, virt=cfg.virt, power_config=cfg.power, observer=instruments
+            )
+            sampler = Sampler(
+                port,
+                interval_s=cfg.metrics.sample_interval_s,
+                timeout_s=cfg.metrics.sample_timeout_s,
+            )
+            metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
+            services = Services(
+                registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments
+            )
+            instruments.watch(
+                vm_statuses=lambda: [str(o.status) for o in registry.owners()],
+                libvirt_up=lambda: port.alive,
+                subscribers=lambda: bus.subscriber_count,
+            )
+            await life.background("metrics-sampler", sampler.run)
+            owners = await life.background("registry", registry.run)  # stops VM owners
             await registry.wait_started()
-            site = web.TCPSite(runner, cfg.rpc.host, cfg.rpc.port, reuse_address=True)
-            await site.start()
-            log.info("serving JSON-RPC on http://%s/jsonrpc", cfg.rpc.listen)
-            if cfg.rpc.socket:
-                await web.SockSite(
-                    runner, _unix_socket(cfg.rpc.socket, cfg.rpc.socket_group)
-                ).start()
-                log.info("serving JSON-RPC on unix socket %s", cfg.rpc.socket)
+            app = create_app(services, metrics_registry, lambda: sampler.rendered)
+            unix = await life.enter("unix socket", _bound_socket(cfg.rpc))
+            await life.enter("RPC", serve(app, listen=(cfg.rpc.host, cfg.rpc.port), unix=unix))
             if cfg.stomp.listen:
                 stomp = StompListener(cfg, services, methods.build(), instruments)
-                await listeners.enter_async_context(stomp)
+                await life.enter("STOMP", stomp)
             instruments.recovery_finished(await recover(port, registry))
-            background = [
-                tg.create_task(sampler.run(), name="metrics-sampler"),
-                tg.create_task(
-                    notifier.watchdog(lambda: services.ready and not registry_task.done()),
-                    name="systemd-watchdog",
-                ),
-            ]
+            healthy = lambda: services.ready and not owners.done()  # noqa: E731
+            await life.background("systemd-watchdog", lambda: notifier.watchdog(healthy))
+            life.on_stop("STOPPING=1", notifier.stopping)
             notifier.ready(f"serving on {cfg.rpc.listen}")
-            waiters = [asyncio.ensure_future(stop.wait())]
+            triggers = [stop.wait()]
             if shutdown_trigger is not None:
-                waiters.append(asyncio.ensure_future(shutdown_trigger))
-            waiters.append(registry_task)  # type: ignore[arg-type]
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters[:-1]:
-                    w.cancel()
-            if registry_task.done():
-                registry_task.result()  # a crash: re-raise into the TaskGroup
-            notifier.stopping()
-            for task in background:
-                task.cancel()
-            log.info("stopping: closing RPC")
-            t = time.monotonic()
-            await listeners.aclose()
-            await runner.cleanup()
-            log.info(
-                "RPC closed in %.3f s; stopping VM owners (VMs keep running)", time.monotonic() - t
-            )
-            registry_task.cancel()
-    except* Exception as group:
-        for exc in group.exceptions:
-            log.error("hvagent crashed: %s", exc, exc_info=exc)
-        exit_code = 1
+                triggers.append(shutdown_trigger)
+            await life.wait(*triggers)
+            log.info("orderly shutdown; VMs keep running")
+    except Exception as exc:
+        log.error("hvagent crashed: %s", exc, exc_info=exc)
+        return 1
+    log.info("bye")
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _bound_socket(rpc: config.RpcConfig) -> AsyncIterator[socket.socket | None]:
+    """The local RPC socket (see `_unix_socket`), removed again at exit; None when disabled."""
+    if not rpc.socket:
+        yield None
+        return
+    sock = _unix_socket(rpc.socket, rpc.socket_group)
+    try:
+        yield sock
     finally:
-        await listeners.aclose()
-        await runner.cleanup()
-        if cfg.rpc.socket:
-            with contextlib.suppress(OSError):
-                os.unlink(cfg.rpc.socket)
-        t = time.monotonic()
-        await port.close()
-        log.info("libvirt closed in %.3f s; bye", time.monotonic() - t)
-    return exit_code
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(rpc.socket)
 
 
 def _unix_socket(path: str, group: str) -> socket.socket:

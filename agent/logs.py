@@ -2,9 +2,10 @@
 
 One format for the whole daemon. Under systemd (JOURNAL_STREAM set) timestamps are left out
 because journald adds its own. `vm_id`, `request_id` and `peer` come from contextvars: the
-RPC layer sets `request_id`, the STOMP transport `peer`, each VM owner task sets `vm_id`, and a
-filter stamps them on every record, so no logger is passed around. Passwords travel as
-`Secret` and print as `********`.
+RPC layer sets `vm_id` and `request_id` for each verb call (api/rpc.py, the JSON-RPC id or a
+fresh one), the STOMP transport sets `peer` for each request it runs, each VM owner task sets
+`vm_id`, and a filter stamps them on every record, so no logger is passed around. Passwords
+travel as `Secret` and print as `********`.
 """
 
 from __future__ import annotations

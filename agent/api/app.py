@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
+import socket
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -58,6 +60,27 @@ def create_app(
         app.router.add_get("/metrics", metrics)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    app: web.Application, *, listen: tuple[str, int] | None, unix: socket.socket | None
+) -> AsyncIterator[None]:
+    """Serve `app` on TCP `listen` and/or the bound Unix socket `unix` until exit; closing
+    stops the sites, closes /events sockets and waits up to 5 s for requests in flight."""
+    # No access log: the per-verb line in api/rpc.py says more, once.
+    runner = web.AppRunner(app, shutdown_timeout=5, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        if listen is not None:
+            await web.TCPSite(runner, listen[0], listen[1], reuse_address=True).start()
+            log.info("serving JSON-RPC on http://%s:%d/jsonrpc", *listen)
+        if unix is not None:
+            await web.SockSite(runner, unix).start()
+            log.info("serving JSON-RPC on unix socket %s", unix.getsockname())
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def read_body(request: web.BaseRequest) -> bytes:
@@ -121,7 +144,10 @@ async def events(request: web.Request) -> web.WebSocketResponse:
             if message is None:  # dropped by the bus for falling behind
                 await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
                 break
-            await ws.send_str(json.dumps(message))
+            try:
+                await ws.send_str(json.dumps(message))
+            except ConnectionResetError:  # the client went away between two messages
+                break
     finally:
         services.bus.unsubscribe(queue)
         reader.cancel()

@@ -6,7 +6,7 @@ from typing import Any
 
 from agent import errors
 from agent.api.context import Services
-from agent.params import parse_uuid
+from agent.wirevalues import parse_uuid
 
 
 async def ping2(services: Services) -> bool:

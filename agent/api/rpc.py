@@ -32,7 +32,7 @@ from jsonrpcserver.result import Result
 
 from agent import errors
 from agent.api.context import Services
-from agent.logs import vm_id_var
+from agent.logs import request_id_var, vm_id_var
 
 log = logging.getLogger("agent.api")
 
@@ -45,6 +45,16 @@ _ANY_ARGS = inspect.Signature(
     ]
 )
 _REQUEST_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
+_LOGGABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,40}")
+
+
+def request_id(rpc_id: Any) -> str:
+    """The id log lines carry for one call: the JSON-RPC id when it is short and plain
+    (engines send UUIDs), else a fresh one; a caller's id never forges a log line."""
+    text = str(rpc_id) if isinstance(rpc_id, str | int) and not isinstance(rpc_id, bool) else ""
+    if _LOGGABLE_ID.fullmatch(text):
+        return text
+    return "~" + uuid.uuid4().hex[:8]
 
 
 class Exposed:
@@ -81,15 +91,19 @@ class Exposed:
         return keys <= self._allowed[given] and keys >= self._missing[given]
 
     async def run(
-        self, services: Services, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+        self,
+        services: Services,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        rpc_id: Any = None,
     ) -> tuple[bool, Any]:
         start = time.monotonic()
         name = self.name
         vm = kwargs.get("vmID") if kwargs else None
-        if not isinstance(vm, str):
+        if not isinstance(vm, str) or not _LOGGABLE_ID.fullmatch(vm):
             vm = None
-        if vm:
-            vm_id_var.set(vm)
+        vm_id_var.set(vm or "-")
+        request_id_var.set(request_id(rpc_id))
         try:
             if not self._fits(args, kwargs):
                 try:
@@ -113,15 +127,13 @@ class Exposed:
                 outcome=f"error_{exc.code}",
             )
             return False, exc.to_wire()
-        except Exception:
-            error_id = uuid.uuid4().hex[:12]
-            log.exception("%s failed unexpectedly, error_id=%s", name, error_id)
+        except Exception as exc:
+            internal = errors.internal_error(log, f"{name} failed unexpectedly", exc)
             _log_call(
-                services, name, vm, start, f"internal error {error_id}", logging.ERROR,
-                outcome="internal_error",
+                services, name, vm, start, f"internal error {internal.data['error_id']}",
+                logging.ERROR, outcome="internal_error",
             )  # fmt: skip
-            internal = {"code": -32603, "message": "Internal error", "data": {"error_id": error_id}}
-            return False, internal
+            return False, internal.to_wire()
         _log_call(services, name, vm, start, "ok", logging.INFO, outcome="ok")
         return True, True if result is None else result
 
@@ -204,12 +216,13 @@ async def dispatch(body: str | bytes, methods: dict[str, Any], services: Service
             body, methods=methods, context=services, deserializer=_loads, validator=validate_request
         )
     params = request.get("params")
+    rpc_id = request.get("id")
     if params is None:
-        ok, value = await verb.run(services, (), {})
+        ok, value = await verb.run(services, (), {}, rpc_id)
     elif isinstance(params, list):
-        ok, value = await verb.run(services, params, {})
+        ok, value = await verb.run(services, params, {}, rpc_id)
     else:
-        ok, value = await verb.run(services, (), params)
+        ok, value = await verb.run(services, (), params, rpc_id)
     if "id" not in request:  # a notification: run, never answered
         return ""
     if ok:

@@ -8,15 +8,18 @@ from typing import Any
 
 from agent import consoles, errors, power, sessions
 from agent.api.context import Services
-from agent.domxml import launch
 from agent.logs import Secret
-from agent.params import parse_uuid
-from agent.runtime.owner import PowerCommand, TicketCommand
+from agent.runtime.vm import (
+    DestroyOnRebootCommand,
+    PowerCommand,
+    ResetCommand,
+    TicketCommand,
+)
+from agent.wirevalues import parse_bool, parse_uuid, scrub
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
-    vm_id = parse_uuid(vmID, "vmID")
-    return await services.registry.create(launch.plan(vm_id, vmParams, services.virt))
+    return await services.registry.create(parse_uuid(vmID, "vmID"), vmParams)
 
 
 async def destroy(services: Services, vmID: Any, gracefulAttempts: Any = 1) -> bool:
@@ -57,17 +60,6 @@ def _seconds(value: Any, name: str) -> float | None:
     return float(value)
 
 
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value in ("true", "false"):
-        return value == "true"
-    raise errors.InvalidParams(f"{name} must be a boolean", param=name)
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
 async def shutdown(
     services: Services,
     vmID: Any,
@@ -81,24 +73,23 @@ async def shutdown(
     if message is not None and not isinstance(message, str):
         raise errors.InvalidParams("message must be a string", param="message")
     cmd = PowerCommand(
-        "ladder",
-        kind=power.Kind.REBOOT if _flag(reboot, "reboot") else power.Kind.SHUTDOWN,
+        kind=power.Kind.REBOOT if parse_bool(reboot, "reboot") else power.Kind.SHUTDOWN,
         delay_s=_seconds(delay, "delay"),
         timeout_s=_seconds(timeout, "timeout"),
-        force=_flag(force, "force"),
-        message=_CONTROL.sub(" ", message or "")[:1000],
+        force=parse_bool(force, "force"),
+        message=scrub(message or "")[:1000],
     )
-    await services.registry.get(vm_id).power(cmd)
+    await services.registry.get(vm_id).submit(cmd)
     return True
 
 
 async def reset(services: Services, vmID: Any) -> bool:
-    await services.registry.get(parse_uuid(vmID, "vmID")).power(PowerCommand("reset"))
+    await services.registry.get(parse_uuid(vmID, "vmID")).submit(ResetCommand())
     return True
 
 
 async def set_destroy_on_reboot(services: Services, vmID: Any) -> bool:
-    await services.registry.get(parse_uuid(vmID, "vmID")).power(PowerCommand("destroy-on-reboot"))
+    await services.registry.get(parse_uuid(vmID, "vmID")).submit(DestroyOnRebootCommand())
     return True
 
 
@@ -149,7 +140,7 @@ async def set_ticket(
     Resets the console disconnect action to NONE, as VDSM resets it."""
     vm_id = parse_uuid(vmID, "vmID")
     cmd = _ticket(password, ttl, existingConnAction, graphicsType, params)
-    await services.registry.get(vm_id).set_ticket(cmd)
+    await services.registry.get(vm_id).submit(cmd)
     return True
 
 
@@ -184,7 +175,7 @@ async def update_device(services: Services, vmID: Any, params: Any = None) -> di
         params.get("disconnectAction"), params.get("consoleDisconnectActionDelay")
     )
     cmd.failure = errors.UpdateDeviceFailed
-    await services.registry.get(vm_id).set_ticket(cmd)
+    await services.registry.get(vm_id).submit(cmd)
     if cmd.disconnect.action in sessions.NEEDS_OVIRT_AGENT:
         unsupported = errors.Unsupported(
             f"disconnectAction {cmd.disconnect.action} needs an oVirt guest agent, which "

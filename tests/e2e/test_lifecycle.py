@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +160,20 @@ async def test_duplicate_create_is_code_4_and_changes_nothing(rpc, guest, vircon
     assert err["code"] == 4
     assert virconn.lookupByUUIDString(vm_id).XMLDesc(0) == xml_before
     assert await rpc.call("VM.destroy", vmID=vm_id) is True
+
+
+async def test_qemu_killed_outside_hvagent_is_lost_connection(rpc, agent, guest, virconn):
+    """SIGKILL to QEMU (OOM killer, an operator): exitReason 2, as VDSM and this README say."""
+    vm_id, params = guest_params(guest)
+    events = await EventStream.open(rpc)
+    try:
+        await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+        await events.wait_status(vm_id, "Up", 60)
+        pid = int(Path(f"/run/libvirt/qemu/{params['vmName']}.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        down = await events.wait_status(vm_id, "Down", 60)
+        assert (down["exitCode"], down["exitReason"]) == (1, 2)
+        assert down["exitMessage"] == "Lost connection with qemu process"
+        assert await rpc.call("VM.destroy", vmID=vm_id) is True
+    finally:
+        await events.close()

@@ -8,14 +8,12 @@ so readers accept both spellings and nothing else. Every failure names the field
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agent.errors import InvalidParams, MissingParameter
+from agent.wirevalues import parse_bool, parse_uuid
 
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
 _MISSING = object()
 
 
@@ -41,6 +39,11 @@ class Fields:
                 raise MissingParameter(f"{self.name(key)} is required", param=self.name(key))
             return _MISSING
         return value
+
+    def obj(self, key: str) -> Fields:
+        """The nested object at `key` (an empty one when absent), e.g. `specParams`."""
+        raw = self._data.get(key)
+        return Fields({} if raw is None else raw, self.name(key))
 
     def raw(self, key: str) -> Any:
         """The untyped value (None when absent); callers check it themselves."""
@@ -91,11 +94,7 @@ class Fields:
         value = self._get(key, False)
         if value is _MISSING:
             return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-            return value.lower() in _TRUE
-        raise self.bad(key, f"expected a boolean, got {value!r}")
+        return parse_bool(value, self.name(key))
 
     def choice(
         self,
@@ -133,16 +132,6 @@ class Fields:
         if not isinstance(value, list):
             raise self.bad(key, f"expected a list, got {_json_type(value)}")
         return value
-
-
-def parse_uuid(value: Any, param: str) -> uuid.UUID:
-    """A VM id on the wire: a UUID string in any of Python's accepted spellings."""
-    if not isinstance(value, str):
-        raise InvalidParams(f"{param} must be a UUID string", param=param)
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidParams(f"{param} must be a valid UUID, got {value!r}", param=param) from None
 
 
 def _json_type(value: Any) -> str:

@@ -24,6 +24,7 @@ from agent.domxml import XmlError, metadata, parse, to_string
 from agent.domxml.devices import channel, serial
 from agent.domxml.metadata import VmMetadata
 from agent.errors import InvalidParams, MissingParameter
+from agent.spec import GUEST_AGENT_CHANNEL
 
 PARAM = "vmParams.xml"
 
@@ -38,7 +39,6 @@ def prepare(
     *,
     domain_type: str,
     console_log: str,
-    guest_agent_channel: str,
     launch_paused: bool,
     custom: dict[str, str],
 ) -> str:
@@ -80,8 +80,8 @@ def prepare(
     if devices.find("serial") is None and devices.find("console") is None:
         devices.extend(serial.build(console_log))
     names = {t.get("name") for t in devices.iterfind("channel/target")}
-    if guest_agent_channel not in names:
-        devices.append(channel.build_unix(guest_agent_channel))
+    if GUEST_AGENT_CHANNEL not in names:
+        devices.append(channel.build_unix(GUEST_AGENT_CHANNEL))
     return to_string(root)
 
 
