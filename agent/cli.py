@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.api.client import DEFAULT_SOCKET, Client, Unreachable
-
 from agent.stomp.client import StompError
 
 DEFAULT_STOMP = "127.0.0.1:54321"

@@ -142,8 +142,13 @@ class MetricsConfig:
     sample_interval_s: float = 15.0
     # A round longer than this is abandoned; the previous numbers stay, flagged timed out.
     sample_timeout_s: float = 10.0
+    # HOST:PORT of a read-only plain HTTP listener with /metrics, /healthz and /readyz only
+    # (Prometheus on a management network); "" = off. No verbs: allowed off loopback.
+    listen: str = ""
 
     def __post_init__(self) -> None:
+        if self.listen:
+            split_listen(self.listen)
         if self.sample_interval_s <= 0:
             raise ValueError("sample_interval_s must be positive")
         if self.sample_timeout_s <= 0:

@@ -34,6 +34,7 @@ from agent import __version__, config, logs, systemd, tls
 from agent.api import methods
 from agent.api.app import create_app, serve
 from agent.api.context import Services
+from agent.api.scrape import create_scrape_app, serve_scrape
 from agent.lifecycle import Lifecycle
 from agent.metrics.collector import SampleAgeCollector
 from agent.metrics.instruments import Instruments
@@ -176,6 +177,10 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             if cfg.stomp.listen:
                 stomp = StompListener(cfg, services, methods.build(), instruments)
                 await life.enter("STOMP", stomp)
+            if cfg.metrics.listen:
+                scrape = create_scrape_app(services, metrics_registry, lambda: sampler.rendered)
+                host, port_ = config.split_listen(cfg.metrics.listen)
+                await life.enter("scrape", serve_scrape(scrape, host, port_))
             instruments.recovery_finished(await recover(port, registry))
             healthy = lambda: services.ready and not owners.done()  # noqa: E731
             await life.background("systemd-watchdog", lambda: notifier.watchdog(healthy))
