@@ -133,6 +133,8 @@ async def test_java_client_frame_order_receipts_forwarding(tmp_path, pki, vircon
         assert headers["destination"] == "jms.topic.vdsm_responses"
         assert int(headers["content-length"]) == len(body)
         assert json.loads(body) == {"jsonrpc": "2.0", "result": True, "id": "p1"}
+        # The EOL nudge: one "\n" once the burst is over (no heart-beats before CONNECT).
+        assert await raw.reader.readexactly(1) == b"\n"
 
         await raw.send(b"CONNECT\naccept-version:1.2\nheart-beat:0,15000\nhost:null\n\n\0")
         assert await raw.frame() == ("CONNECTED", {"version": "1.2", "heart-beat": "15000,0"}, b"")
@@ -175,4 +177,22 @@ async def test_idle_client_gets_heart_beats_and_its_next_answer_at_once(tmp_path
         assert client.listener.heartbeat_timeouts == 0 and client.listener.disconnects == 0
     finally:
         await client.close()
+        assert await d.stop() == 0
+
+
+async def test_heart_beat_clamped_to_one_second_and_written(tmp_path, pki, virconn):
+    d = await started(stomp_config(tmp_path, pki, tls=False, nudge_ms=0))
+    raw = await RawStomp.open(config.split_listen(d.cfg.stomp.listen)[1])
+    try:
+        await raw.send(b"CONNECT\naccept-version:1.2\nheart-beat:5000,10\n\n\0")
+        assert await raw.frame() == ("CONNECTED", {"version": "1.2", "heart-beat": "1000,0"}, b"")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with asyncio.timeout(10):
+            while raw.eols < 3:  # one "\n" a second, and nothing else
+                assert await raw.reader.readexactly(1) == b"\n"
+                raw.eols += 1
+        assert 1.5 < loop.time() - start < 8
+    finally:
+        await raw.close()
         assert await d.stop() == 0
