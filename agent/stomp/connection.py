@@ -69,6 +69,7 @@ class Connection(asyncio.Protocol):
         self._in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._opened = False
+        self._raw: asyncio.Transport | None = None  # the TCP transport under TLS
         # TLS: application data can arrive with the handshake's last flight, before
         # start_tls returns the transport; it waits here until _open.
         self._early = bytearray()
@@ -83,9 +84,19 @@ class Connection(asyncio.Protocol):
             self._open(transport, "plain")
             return
         transport.pause_reading()  # no byte reaches the codec before the handshake is done
+        self._raw = transport
+        self.hub.handshaking.add(self)
         task = self.loop.create_task(self._handshake(transport), name=f"stomp-tls-{self.peer}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def abort_handshake(self) -> None:
+        """The listener is closing: drop a connection still in its TLS handshake."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._raw is not None:
+            self._raw.abort()
+        self._lost()
 
     async def _handshake(self, raw: asyncio.Transport) -> None:
         tls = self.hub.tls
@@ -111,6 +122,7 @@ class Connection(asyncio.Protocol):
         self._open(transport, "TLS, client " + tlsmod.subject(transport.get_extra_info("peercert")))
 
     def _open(self, transport: asyncio.Transport, how: str) -> None:
+        self.hub.handshaking.discard(self)
         self.transport = transport
         transport.set_write_buffer_limits(high=_HIGH_WATER)
         self._opened = True
@@ -124,6 +136,7 @@ class Connection(asyncio.Protocol):
         self._lost()
 
     def _lost(self) -> None:
+        self.hub.handshaking.discard(self)
         if self.closed.done():
             return
         self.closing = True

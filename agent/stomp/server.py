@@ -60,6 +60,7 @@ class Hub:
         self.table = table
         self.metrics = instruments
         self.connections: set[Connection] = set()
+        self.handshaking: set[Connection] = set()  # TLS handshakes in progress
         self.subscribers: dict[str, dict[tuple[Connection, str], None]] = {}
         self._frames: dict[tuple[str, str], Any] = {}
         if instruments is not None:
@@ -204,6 +205,8 @@ class StompListener:
             self._events.cancel()
             await asyncio.gather(self._events, return_exceptions=True)
         if self.hub is not None:
+            for conn in list(self.hub.handshaking):
+                conn.abort_handshake()
             conns = list(self.hub.connections)
             for conn in conns:
                 conn.close()

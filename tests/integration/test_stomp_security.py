@@ -228,3 +228,19 @@ async def test_slow_consumer_is_closed_and_counted_others_untouched(tmp_path, pk
         await slow.close()
         await sender.close()
         assert await d.stop() == 0
+
+
+async def test_stop_drops_connections_still_in_their_handshake(tmp_path, pki, virconn):
+    d = await started(stomp_config(tmp_path, pki, tls=True))
+    port = config.split_listen(d.cfg.stomp.listen)[1]
+    silent = await RawStomp.open(port)  # TCP only: never says ClientHello
+    established = await StompPyClient.open(port, pki)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    try:
+        assert await d.stop() == 0
+        assert loop.time() - start < d.cfg.tls.handshake_timeout_s / 2
+        assert await silent.closed(5)
+    finally:
+        await silent.close()
+        await established.close()
