@@ -57,6 +57,7 @@ lint: venv
 
 bench: venv
 	$(VENV)/bin/python bench/rpc_ping.py
+	$(VENV)/bin/python bench/stomp_ping.py
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR) *.egg-info
