@@ -99,12 +99,26 @@ class TlsConfig:
 class LibvirtConfig:
     uri: str = "qemu:///system"
     call_threads: int = 8
+    # A lost connection is reopened (verbs answer 40 meanwhile, /readyz is 503), and a
+    # libvirtd that is down at start is waited for. false: crash-only, exit 1 and let
+    # systemd restart hvagent into recovery.
+    reconnect: bool = True
+    # Every libvirt call is given this long; past it the verb answers 40 (counted in
+    # hvagent_libvirt_call_timeouts_total).
+    call_timeout_s: float = 60.0
+    # libvirtd is asked a cheap question this often; unanswered for probe_timeout_s, it is
+    # taken as hung: /readyz turns 503 and verbs needing libvirt answer 40 at once.
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.uri:
             raise ValueError("must not be empty")
         if self.call_threads < 1:
             raise ValueError("call_threads must be at least 1")
+        for name in ("call_timeout_s", "probe_interval_s", "probe_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
 
 
 @dataclass(frozen=True)

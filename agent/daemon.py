@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, logs, systemd, tls
+from agent import __version__, config, errors, logs, systemd, tls
 from agent.api import methods
 from agent.api.app import create_app, serve
 from agent.api.context import Services
@@ -44,7 +44,8 @@ from agent.runtime.host import HostService
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
 from agent.stomp.server import StompListener
-from agent.virt.adapter import connected
+from agent.virt.adapter import LibvirtHypervisor, connected
+from agent.virt.port import ConnectionLost
 
 log = logging.getLogger("agent.daemon")
 
@@ -151,8 +152,14 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             metrics_registry = CollectorRegistry(auto_describe=False)
             instruments = Instruments(metrics_registry)
             port.call_observer = instruments.libvirt_call
+            port.timeout_observer = instruments.libvirt_call_timed_out
             registry = VmRegistry(
-                port, bus, virt=cfg.virt, power_config=cfg.power, observer=instruments
+                port,
+                bus,
+                virt=cfg.virt,
+                reconnect=cfg.libvirt.reconnect,
+                power_config=cfg.power,
+                observer=instruments,
             )
             sampler = Sampler(
                 port,
@@ -168,6 +175,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 libvirt_up=lambda: port.alive,
                 subscribers=lambda: bus.subscriber_count,
             )
+            await life.background("libvirt-probe", lambda: _probe(port, cfg.libvirt))
             await life.background("metrics-sampler", sampler.run)
             owners = await life.background("registry", registry.run)  # stops VM owners
             await registry.wait_started()
@@ -182,7 +190,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 host, port_ = config.split_listen(cfg.metrics.listen)
                 await life.enter("scrape", serve_scrape(scrape, host, port_))
             instruments.recovery_finished(await recover(port, registry))
-            healthy = lambda: services.ready and not owners.done()  # noqa: E731
+            # The watchdog watches hvagent itself (its loop and VM owners run); a libvirt
+            # outage shows in /readyz and hvagent_libvirt_up, and is reconnected.
+            healthy = lambda: not owners.done()  # noqa: E731
             await life.background("systemd-watchdog", lambda: notifier.watchdog(healthy))
             life.on_stop("STOPPING=1", notifier.stopping)
             notifier.ready(f"serving on {cfg.rpc.listen}")
@@ -192,10 +202,23 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             await life.wait(*triggers)
             log.info("orderly shutdown; VMs keep running")
     except Exception as exc:
-        log.error("hvagent crashed: %s", exc, exc_info=exc)
+        if _libvirt_gone(exc):  # crash-only ([libvirt] reconnect = false): no traceback
+            log.error("hvagent stopped: libvirt connection lost or unreachable: %s", exc)
+        else:
+            log.error("hvagent crashed: %s", exc, exc_info=exc)
         return 1
     log.info("bye")
     return 0
+
+
+async def _probe(port: LibvirtHypervisor, cfg: config.LibvirtConfig) -> None:
+    await port.probe(interval_s=cfg.probe_interval_s, timeout_s=cfg.probe_timeout_s)
+
+
+def _libvirt_gone(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_libvirt_gone(e) for e in exc.exceptions)
+    return isinstance(exc, ConnectionLost | errors.HypervisorUnavailable)
 
 
 @contextlib.asynccontextmanager

@@ -5,8 +5,11 @@ launch plan (agent/intake/launch.py, pure: every check before libvirt is touched
 starts the VM's owner, which defines and starts the domain.
 
 `run()` is the registry's life: a TaskGroup holding the event pump and every owner task. A
-bug that escapes an owner's loop ends the group and so the daemon (crash-only; systemd brings
-it back into recovery). Cancelling `run()` stops all owners and leaves every guest running.
+bug that escapes an owner's loop ends the group and so the daemon (systemd brings it back into
+recovery). Cancelling `run()` stops all owners and leaves every guest running. When the
+libvirt connection is lost, the pump either ends the group with ConnectionLost (crash-only)
+or has the port reconnect and then reconciles every owner with what libvirt reports, since
+events were missed meanwhile (`reconcile`).
 All methods are called on the event-loop thread; `create` checks and inserts without an
 await in between, so two concurrent creates of one id cannot both pass.
 """
@@ -27,7 +30,15 @@ from agent.intake.launch import Launch, plan
 from agent.runtime.bus import StatusBus
 from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
 from agent.status import VmStatus
-from agent.virt.port import DomainEvent, DomainRecord, EventKind, Hypervisor
+from agent.virt.port import (
+    ConnectionLost,
+    DomainEvent,
+    DomainRecord,
+    DomainState,
+    EventKind,
+    Hypervisor,
+    StopCause,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +50,7 @@ class VmRegistry:
         bus: StatusBus,
         *,
         virt: VirtConfig | None = None,
+        reconnect: bool = False,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
@@ -46,6 +58,7 @@ class VmRegistry:
         self._port = port
         self._bus = bus
         self._virt = virt or VirtConfig()
+        self._reconnect = reconnect
         self._owner_kw: dict[str, Any] = {
             "power_config": power_config,
             "clock": clock,
@@ -156,13 +169,43 @@ class VmRegistry:
     # -- events ----------------------------------------------------------------------------
 
     async def _pump(self) -> None:
-        async for event in self._port.events():
-            owner = self._owners.get(event.vm_id)
-            if owner is not None:
+        while True:
+            try:
+                async for event in self._port.events():
+                    self._route(event)
+            except ConnectionLost:
+                if not self._reconnect:
+                    raise
+                log.error("libvirt connection lost: reconnecting (verbs answer 40 meanwhile)")
+                await self._port.reconnect()
+                self.reconcile(await self._port.list_domains())
+
+    def _route(self, event: DomainEvent) -> None:
+        owner = self._owners.get(event.vm_id)
+        if owner is not None:
+            owner.post_event(event)
+        elif event.kind in (EventKind.DEFINED, EventKind.STARTED) and self.recovered.is_set():
+            assert self._tg is not None
+            self._tg.create_task(self._adopt_new(event), name=f"adopt:{event.vm_id}")
+
+    def reconcile(self, records: list[DomainRecord]) -> None:
+        """After a reconnect: tell each owner what changed while events could not arrive
+        (as the events libvirt would have sent), adopt new domains, and stop owners whose
+        domain vanished."""
+        seen = {r.vm_id for r in records}
+        for record in records:
+            owner = self._owners.get(record.vm_id)
+            if owner is None:
+                self.adopt(record)
+                log.info("adopted domain %s found after reconnecting", record.vm_id)
+                continue
+            for event in missed_events(owner.status, record):
                 owner.post_event(event)
-            elif event.kind in (EventKind.DEFINED, EventKind.STARTED) and self.recovered.is_set():
-                assert self._tg is not None
-                self._tg.create_task(self._adopt_new(event), name=f"adopt:{event.vm_id}")
+        for vm_id, owner in list(self._owners.items()):
+            if vm_id not in seen and owner.status is not VmStatus.DOWN:
+                log.warning("VM %s: its domain is gone after reconnecting", vm_id)
+                owner.post_event(DomainEvent(vm_id, EventKind.STOPPED, StopCause.UNKNOWN))
+        log.info("reconciled %d domains with libvirt after reconnecting", len(records))
 
     async def _adopt_new(self, event: DomainEvent) -> None:
         try:
@@ -176,3 +219,20 @@ class VmRegistry:
                 owner.vm_id,
                 "foreign" if owner.external else "hvagent metadata",
             )
+
+
+def missed_events(status: VmStatus, record: DomainRecord) -> list[DomainEvent]:
+    """The lifecycle events that take an owner in `status` to the domain's current state."""
+    vm_id, state = record.vm_id, record.state
+    if state is DomainState.SHUTOFF:
+        if status is VmStatus.DOWN:
+            return []
+        return [DomainEvent(vm_id, EventKind.STOPPED, record.stop_cause or StopCause.UNKNOWN)]
+    events = []
+    if status is VmStatus.DOWN:
+        events.append(DomainEvent(vm_id, EventKind.STARTED))
+    if state is DomainState.PAUSED and status is not VmStatus.PAUSED:
+        events.append(DomainEvent(vm_id, EventKind.SUSPENDED))
+    elif state is DomainState.RUNNING and status is VmStatus.PAUSED:
+        events.append(DomainEvent(vm_id, EventKind.RESUMED))
+    return events
