@@ -10,6 +10,7 @@ import json
 import logging
 import uuid
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -89,8 +90,30 @@ async def test_engine_verbs_and_events(engine, virconn):
         assert bad["code"] == -32602 and "param" in bad["data"]
         assert vm_id not in libvirt_uuids(virconn)
         assert client.listener.errors.empty() and client.listener.disconnects == 0
+        metrics = await scrape(engine)
+        assert metrics["hvagent_stomp_connections"] == 1
+        assert metrics["hvagent_stomp_subscriptions"] == 2
+        assert metrics['hvagent_stomp_frames_total{command="SEND",direction="in"}'] == 6
+        assert (
+            metrics['hvagent_stomp_frames_total{command="MESSAGE",direction="out"}'] >= 8
+        )  # 6 replies + Up, Down
+        assert metrics['hvagent_rpc_requests_total{method="VM.create",outcome="ok"}'] == 1
     finally:
         await client.close()
+    async with asyncio.timeout(10):
+        while (await scrape(engine))["hvagent_stomp_connections"] != 0:
+            await asyncio.sleep(0.05)
+    assert (await scrape(engine))["hvagent_stomp_subscriptions"] == 0
+
+
+async def scrape(daemon) -> dict[str, float]:
+    async with aiohttp.ClientSession() as s, s.get(f"{daemon.base}/metrics") as r:
+        text = await r.text()
+    return {
+        line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("hvagent_")
+    }
 
 
 async def test_peer_is_in_every_stomp_verb_log_line(engine):
