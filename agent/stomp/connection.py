@@ -165,7 +165,7 @@ class Connection(asyncio.Protocol):
 
     def write(self, data: bytes, command: str) -> None:
         transport = self.transport
-        if self.closing or transport is None:
+        if self.closing or transport is None or transport.is_closing():
             return
         transport.write(data)
         self.last_write = self.loop.time()
