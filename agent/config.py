@@ -179,6 +179,17 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    # hvagent's own state that libvirt cannot hold: the records of VMs that went Down
+    # without a domain (their start failed), kept until VM.destroy.
+    dir: str = "/var/lib/hvagent"
+
+    def __post_init__(self) -> None:
+        if not self.dir.startswith("/"):
+            raise ValueError("dir must be an absolute path")
+
+
+@dataclass(frozen=True)
 class PowerConfig:
     # VM.shutdown defaults when the caller omits timeout/delay (VDSM's values).
     shutdown_timeout_s: float = 120.0
@@ -206,6 +217,7 @@ class Config:
     virt: VirtConfig = field(default_factory=VirtConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     power: PowerConfig = field(default_factory=PowerConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     stomp: StompConfig = field(default_factory=StompConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)

@@ -41,6 +41,7 @@ from agent.metrics.instruments import Instruments
 from agent.metrics.sampler import Sampler
 from agent.runtime.bus import StatusBus
 from agent.runtime.host import HostService
+from agent.runtime.records import DownRecords
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
 from agent.stomp.server import StompListener
@@ -107,13 +108,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def exit_past_stuck_threads(
-    code: int, grace_s: float = 2.0, exit_now: Callable[[int], object] = os._exit
+    code: int,
+    grace_s: float = 2.0,
+    exit_now: Callable[[int], object] = os._exit,
+    threads: list[threading.Thread] | None = None,
 ) -> None:
     """A libvirt call stuck in a worker thread (a hung libvirtd, a domain job held by
     another client) would keep the interpreter from exiting: it joins every pool thread at
     exit. Past a short grace the process exits anyway, saying which threads it left."""
     deadline = time.monotonic() + grace_s
-    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if threads is None:
+        threads = threading.enumerate()
+    stuck = [t for t in threads if t is not threading.main_thread() and not t.daemon]
     for thread in stuck:
         thread.join(max(0.0, deadline - time.monotonic()))
     stuck = [t for t in stuck if t.is_alive()]
@@ -158,6 +164,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 bus,
                 virt=cfg.virt,
                 reconnect=cfg.libvirt.reconnect,
+                records=DownRecords(cfg.state.dir),
                 power_config=cfg.power,
                 observer=instruments,
             )

@@ -26,8 +26,10 @@ from agent import errors
 from agent.clock import Clock
 from agent.config import PowerConfig, VirtConfig
 from agent.domxml import live, redact
+from agent.domxml.metadata import VmMetadata
 from agent.intake.launch import Launch, plan
 from agent.runtime.bus import StatusBus
+from agent.runtime.records import DownRecords
 from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
 from agent.status import VmStatus
 from agent.virt.port import (
@@ -51,6 +53,7 @@ class VmRegistry:
         *,
         virt: VirtConfig | None = None,
         reconnect: bool = False,
+        records: DownRecords | None = None,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
@@ -59,7 +62,9 @@ class VmRegistry:
         self._bus = bus
         self._virt = virt or VirtConfig()
         self._reconnect = reconnect
+        self._records = records or DownRecords(None)
         self._owner_kw: dict[str, Any] = {
+            "records": self._records,
             "power_config": power_config,
             "clock": clock,
             "observer": observer,
@@ -104,6 +109,25 @@ class VmRegistry:
         finally:
             if self._owners.get(owner.vm_id) is owner and owner.gone:
                 del self._owners[owner.vm_id]
+
+    async def adopt_down_records(self) -> int:
+        """Recovery: the VMs that went Down without a domain before hvagent restarted are
+        listed Down again, with their exit info, until VM.destroy. Returns how many."""
+        adopted = 0
+        for record in await self._records.load():
+            if record.vm_id in self._owners:  # a domain exists again: the record is stale
+                await self._records.remove(record.vm_id)
+                continue
+            facts = live.DomainFacts(
+                record.vm_id, record.name, "", False, 0, 0, VmMetadata(exit=record.exit)
+            )
+            owner = VmOwner(
+                self._port, self._bus, facts, VmStatus.DOWN, exit_info=record.exit,
+                **self._owner_kw,
+            )  # fmt: skip
+            self._start(owner)
+            adopted += 1
+        return adopted
 
     def get(self, vm_id: uuid.UUID) -> VmOwner:
         owner = self._owners.get(vm_id)

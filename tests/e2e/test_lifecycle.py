@@ -72,14 +72,29 @@ async def test_guest_powering_itself_off_is_user_shutdown(rpc, agent, guest, vir
         await events.close()
 
 
-async def test_libvirt_refusal_leaves_no_domain(rpc, guest, virconn):
+async def test_libvirt_refusal_leaves_no_domain(rpc, agent, guest, virconn):
     vm_id, params = guest_params(guest, kernel="/nonexistent/vmlinuz")
     await rpc.call("VM.create", vmID=vm_id, vmParams=params)
     down = await rpc.wait_status(vm_id, "Down", 60)
     assert (down["exitCode"], down["exitReason"]) == (1, 3)
     assert "/nonexistent/vmlinuz" in down["exitMessage"]
     assert vm_id not in {d.UUIDString() for d in virconn.listAllDomains(0)}
-    assert await rpc.call("VM.destroy", vmID=vm_id) is True
+
+    # Still Down with its reason after a restart (VDSM keeps it until VM.destroy), and
+    # gone for good after the destroy, restart or not.
+    assert agent.stop() == 0
+    agent.start()
+    again = RpcClient(agent.base, rpc.session)
+    await again.wait_ready(120)
+    kept = (await again.call("VM.getStats", vmID=vm_id))[0]
+    assert {k: kept[k] for k in ("status", "exitCode", "exitReason", "exitMessage")} == {
+        k: down[k] for k in ("status", "exitCode", "exitReason", "exitMessage")
+    }
+    assert await again.call("VM.destroy", vmID=vm_id) is True
+    assert agent.stop() == 0
+    agent.start()
+    await again.wait_ready(120)
+    assert (await again.error("VM.getStats", vmID=vm_id))["code"] == 1
 
 
 async def test_kill9_and_restart_readopts_running_vm(rpc, agent, guest, virconn):

@@ -78,12 +78,12 @@ def test_exit_goes_past_a_thread_stuck_in_a_call(caplog):
     stuck.start()
     exits: list[int] = []
     try:
-        exit_past_stuck_threads(0, grace_s=0.1, exit_now=exits.append)
+        exit_past_stuck_threads(0, grace_s=0.1, exit_now=exits.append, threads=[stuck])
     finally:
         release.set()
         stuck.join()
     assert exits == [0]
     assert "exiting with 1 thread(s) still in a call: libvirt_0" in caplog.text
     exits.clear()
-    exit_past_stuck_threads(0, grace_s=0.1, exit_now=exits.append)  # nothing stuck now
+    exit_past_stuck_threads(0, grace_s=0.1, exit_now=exits.append, threads=[stuck])  # done now
     assert exits == []
