@@ -11,7 +11,7 @@ LISTEN ?= 127.0.0.1:54322
 STOMP_LISTEN ?= 127.0.0.1:54321
 export HVAGENT_GUEST_DIR := $(GUEST_DIR)
 
-.PHONY: run test unit integration e2e host host-packages guest venv lint bench clean
+.PHONY: run test unit integration e2e host host-packages package-tools deb guest venv lint bench clean
 
 ## run: start hvagent on the embedded QEMU driver (no libvirtd), domain type qemu
 run: host-packages venv guest
@@ -22,8 +22,9 @@ run: host-packages venv guest
 	    --libvirt-uri "qemu:///embed?root=$(RUN_DIR)/embed" \
 	    --set virt.domain_type=qemu --set virt.console_log_dir=$(RUN_DIR)/console
 
-## test: the whole suite: unit, integration (libvirt test driver), e2e (libvirtd + QEMU guests)
-test: host venv guest
+## test: the whole suite: unit, integration (libvirt test driver), e2e (libvirtd + QEMU guests),
+## package (the Debian package in a Debian 12 root, booted with systemd)
+test: host package-tools venv guest
 	$(VENV)/bin/pytest -p no:cacheprovider tests
 
 unit: venv
@@ -40,6 +41,13 @@ host:
 
 host-packages:
 	$(SUDO) scripts/host-setup.sh --packages-only
+
+package-tools:
+	$(SUDO) scripts/host-setup.sh --package-tools
+
+## deb: the Debian package, build/deb/hvagent_<version>_amd64.deb (README: Install on a host)
+deb: package-tools
+	$(SUDO) scripts/build-deb.sh
 
 guest:
 	$(SUDO) tests/guest/build.sh $(GUEST_DIR)

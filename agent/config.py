@@ -134,8 +134,13 @@ class VirtConfig:
     # true, SPICE consoles get a TLS port and defaultMode='secure', and spiceSecureChannels
     # are honoured; when false, asking for secure channels is refused.
     spice_tls: bool = False
+    # Where disk volumes of VMs created from an OVF, vm.conf or OVA live, in VDSM's
+    # file-domain layout <image_root>/<domainID>/images/<imageID>/<volumeID>.
+    image_root: str = "/var/lib/hvagent/images"
 
     def __post_init__(self) -> None:
+        if not self.image_root.startswith("/"):
+            raise ValueError("image_root must be an absolute path")
         if self.domain_type not in ("kvm", "qemu"):
             raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {self.domain_type!r}")
         if not self.console_log_dir.startswith("/"):

@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, errors, logs, systemd, tls
+from agent import __version__, config, errors, logs, systemd
 from agent.api import methods
 from agent.api.app import create_app, serve
 from agent.api.context import Services
@@ -93,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = config.load(args.config, _overrides(args))
-        if cfg.stomp.listen and cfg.stomp.tls:
-            tls.build_context(cfg.tls)  # unreadable certificates: say so now, exit 2
-    except (config.ConfigError, tls.TlsFilesError) as exc:
+    except config.ConfigError as exc:
         print(f"hvagent: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.setup(cfg.logging.level)

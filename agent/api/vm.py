@@ -19,6 +19,7 @@ from agent.wirevalues import parse_bool, parse_uuid, scrub
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
+    """vmParams: legacy fields, engine `xml`, or a hosted-engine `ovf`/`vmConf`/`ova`."""
     return await services.registry.create(parse_uuid(vmID, "vmID"), vmParams)
 
 

@@ -41,7 +41,9 @@ def plan(vm_id: uuid.UUID, params: Any, virt: VirtConfig) -> Launch:
 
 
 def from_spec(s: VmSpec) -> Launch:
-    meta = VmMetadata(launch_paused=s.launch_paused, custom=s.custom)
+    meta = VmMetadata(
+        launch_paused=s.launch_paused, destroy_on_reboot=s.destroy_on_reboot, custom=s.custom
+    )
     xml = to_string(build_domain(s, meta))
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
     facts = live.DomainFacts(

@@ -3,8 +3,10 @@
 `StompListener(cfg, services, table, instruments)` is an async context manager: entering it
 builds the TLS context ([tls]; refused plain off loopback unless [stomp] insecure), listens
 on [stomp] listen, installs SIGHUP (TLS reload for new connections) and starts the events
-task; leaving it stops listening, closes every connection after its writes are flushed
-(5 s, then abort) and stops the events task. Requests already running finish; their replies
+task. Certificate files that cannot be loaded leave the port closed, logged, and SIGHUP
+tries again (a host installed before the engine deployed its certificates). Leaving it
+stops listening, closes every connection after its writes are flushed (5 s, then abort) and
+stops the events task. Requests already running finish; their replies
 go nowhere.
 
 `Hub` is the broker state shared by connections: subscriptions (per connection `id ->
@@ -33,7 +35,7 @@ from agent.api.context import Services
 from agent.api.rpc import dispatch
 from agent.stomp import codec
 from agent.stomp.connection import Connection
-from agent.tls import REASONS, ServerTls
+from agent.tls import REASONS, ServerTls, TlsFilesError
 
 log = logging.getLogger("agent.stomp")
 
@@ -170,23 +172,40 @@ class StompListener:
         self._server: asyncio.Server | None = None
         self._events: asyncio.Task[None] | None = None
         self._sighup = False
+        self._late: asyncio.Task[None] | None = None  # a start after SIGHUP
 
     async def __aenter__(self) -> StompListener:
         stomp = self.cfg.stomp
-        host, port = config.split_listen(stomp.listen)
+        host, _ = config.split_listen(stomp.listen)
         if not stomp.tls and not stomp.insecure and not config.is_loopback(host):
             raise config.ConfigError(f"[stomp] listen = {stomp.listen!r}: plain, not loopback")
-        tls = ServerTls(self.cfg.tls) if stomp.tls else None
-        hub = self.hub = Hub(stomp, tls, self.services, self.table, self.instruments)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            self._sighup = True
+        if not stomp.tls:
+            await self._start(None)
+            return self
+        try:
+            tls = ServerTls(self.cfg.tls)
+        except TlsFilesError as exc:
+            # A host installed before the engine deployed its certificates: hvagent runs,
+            # the engine port stays closed until the files are readable and SIGHUP comes.
+            log.error("STOMP on %s not started: %s; SIGHUP retries", stomp.listen, exc)
+            return self
+        await self._start(tls)
+        return self
+
+    async def _start(self, tls: ServerTls | None) -> None:
+        stomp = self.cfg.stomp
+        host, port = config.split_listen(stomp.listen)
+        hub = Hub(stomp, tls, self.services, self.table, self.instruments)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Connection(hub), host, port, reuse_address=True
         )
+        self.hub = hub
         self.port = self._server.sockets[0].getsockname()[1]
-        if tls is not None:
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signal.SIGHUP, tls.reload)
-                self._sighup = True
         self._events = asyncio.create_task(self._push_events(hub), name="stomp-events")
         log.info(
             "serving STOMP on %s:%d (%s)",
@@ -194,11 +213,27 @@ class StompListener:
             self.port,
             "mutual TLS" if tls else "plain TCP, no authentication",
         )
-        return self
+
+    def _on_sighup(self) -> None:
+        if self.hub is not None:
+            if self.hub.tls is not None:
+                self.hub.tls.reload()
+            return
+        if self._late is not None and not self._late.done():
+            return
+        try:
+            tls = ServerTls(self.cfg.tls)
+        except TlsFilesError as exc:
+            log.error("STOMP on %s still not started: %s", self.cfg.stomp.listen, exc)
+            return
+        self._late = asyncio.create_task(self._start(tls), name="stomp-start")
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._sighup:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._late is not None:
+            self._late.cancel()
+            await asyncio.gather(self._late, return_exceptions=True)
         if self._server is not None:
             self._server.close()
         if self._events is not None:

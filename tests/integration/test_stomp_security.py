@@ -21,7 +21,8 @@ import aiohttp
 import pytest
 
 from agent import config
-from tests.integration.conftest import libvirt_uuids
+from tests.client import RpcClient
+from tests.integration.conftest import Daemon, libvirt_uuids
 from tests.integration.test_stomp_testdriver import started, stomp_config
 from tests.stomp_client import (
     RawStomp,
@@ -244,3 +245,34 @@ async def test_stop_drops_connections_still_in_their_handshake(tmp_path, pki, vi
     finally:
         await silent.close()
         await established.close()
+
+
+async def test_missing_certificates_keep_the_port_closed_until_sighup(tmp_path, pki, virconn):
+    """A host installed before the engine deployed its certificates: hvagent runs (HTTP,
+    the Unix socket, VMs), the engine port stays closed; the files plus SIGHUP open it."""
+    own = tmp_path / "pki-later"
+    d = await started_http(stomp_config(tmp_path, own, tls=True))
+    port = config.split_listen(d.cfg.stomp.listen)[1]
+    try:
+        with pytest.raises(OSError):
+            await RawStomp.open(port)
+        shutil.copytree(pki, own)
+        os.kill(os.getpid(), signal.SIGHUP)
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    client = await StompPyClient.open(port, own)
+                    break
+                except Exception:  # stomp.py's ConnectFailedException until it listens
+                    await asyncio.sleep(0.2)
+        assert await client.call("Host.ping2") is True
+        await client.close()
+    finally:
+        assert await d.stop() == 0
+
+
+async def started_http(cfg):
+    d = Daemon(cfg)
+    async with aiohttp.ClientSession() as s:
+        await RpcClient(d.base, s).wait_ready(30)
+    return d
