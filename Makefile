@@ -6,7 +6,9 @@ VENV := .venv
 RUN_DIR := $(CURDIR)/.run
 GUEST_DIR ?= /var/cache/hvagent/guest
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-LISTEN ?= 127.0.0.1:54321
+LISTEN ?= 127.0.0.1:54322
+# The engine port, plain STOMP on loopback for `make run` (the shipped config: mutual TLS).
+STOMP_LISTEN ?= 127.0.0.1:54321
 export HVAGENT_GUEST_DIR := $(GUEST_DIR)
 
 .PHONY: run test unit integration e2e host host-packages package-tools deb guest venv lint bench clean
@@ -14,8 +16,9 @@ export HVAGENT_GUEST_DIR := $(GUEST_DIR)
 ## run: start hvagent on the embedded QEMU driver (no libvirtd), domain type qemu
 run: host-packages venv guest
 	mkdir -p $(RUN_DIR)/embed $(RUN_DIR)/console
-	@echo "hvagent on $(LISTEN); the first VM.create waits about a minute while libvirt probes QEMU"
+	@echo "hvagent on http://$(LISTEN), STOMP on $(STOMP_LISTEN); the first VM.create waits about a minute while libvirt probes QEMU"
 	$(VENV)/bin/hvagent --listen $(LISTEN) \
+	    --set stomp.listen=$(STOMP_LISTEN) --set stomp.tls=false \
 	    --libvirt-uri "qemu:///embed?root=$(RUN_DIR)/embed" \
 	    --set virt.domain_type=qemu --set virt.console_log_dir=$(RUN_DIR)/console
 
@@ -62,6 +65,7 @@ lint: venv
 
 bench: venv
 	$(VENV)/bin/python bench/rpc_ping.py
+	$(VENV)/bin/python bench/stomp_ping.py
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR) *.egg-info

@@ -31,8 +31,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from agent import __version__, config, errors, logs, systemd
+from agent.api import methods
 from agent.api.app import create_app, serve
 from agent.api.context import Services
+from agent.api.scrape import create_scrape_app, serve_scrape
 from agent.lifecycle import Lifecycle
 from agent.metrics.collector import SampleAgeCollector
 from agent.metrics.instruments import Instruments
@@ -42,6 +44,7 @@ from agent.runtime.host import HostService
 from agent.runtime.records import DownRecords
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
+from agent.stomp.server import StompListener
 from agent.virt.adapter import LibvirtHypervisor, connected
 from agent.virt.port import ConnectionLost
 
@@ -184,6 +187,13 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             app = create_app(services, metrics_registry, lambda: sampler.rendered)
             unix = await life.enter("unix socket", _bound_socket(cfg.rpc))
             await life.enter("RPC", serve(app, listen=(cfg.rpc.host, cfg.rpc.port), unix=unix))
+            if cfg.stomp.listen:
+                stomp = StompListener(cfg, services, methods.build(), instruments)
+                await life.enter("STOMP", stomp)
+            if cfg.metrics.listen:
+                scrape = create_scrape_app(services, metrics_registry, lambda: sampler.rendered)
+                host, port_ = config.split_listen(cfg.metrics.listen)
+                await life.enter("scrape", serve_scrape(scrape, host, port_))
             instruments.recovery_finished(await recover(port, registry))
             # The watchdog watches hvagent itself (its loop and VM owners run); a libvirt
             # outage shows in /readyz and hvagent_libvirt_up, and is reconnected.

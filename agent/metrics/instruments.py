@@ -13,6 +13,8 @@ API for the parts that record (wired by their owners):
   series (the VM is down or gone), so destroyed VMs leave no labels behind.
 Gauges read at collect time (hvagent_vms, hvagent_libvirt_up, hvagent_events_subscribers)
 come from the callables handed to `watch()`.
+The STOMP listener (agent/stomp/server.py) records on `stomp_connections`, `stomp_frames`,
+`stomp_subscriptions`, `stomp_slow_consumer_closes` and `tls_handshake_failures` directly.
 """
 
 from __future__ import annotations
@@ -127,6 +129,24 @@ class Instruments:
         )
         self.recovery_duration = Gauge(
             "hvagent_recovery_duration_seconds", "Duration of the last startup recovery",
+            registry=r,
+        )  # fmt: skip
+        self.stomp_connections = Gauge(
+            "hvagent_stomp_connections", "Open STOMP connections (after TLS)", registry=r
+        )
+        self.stomp_frames = Counter(
+            "hvagent_stomp_frames", "STOMP frames by command and direction (in, out)",
+            ["command", "direction"], registry=r,
+        )  # fmt: skip
+        self.stomp_subscriptions = Gauge(
+            "hvagent_stomp_subscriptions", "Active STOMP subscriptions", registry=r
+        )
+        self.stomp_slow_consumer_closes = Counter(
+            "hvagent_stomp_slow_consumer_closes",
+            "STOMP connections closed for leaving too many bytes unread", registry=r,
+        )  # fmt: skip
+        self.tls_handshake_failures = Counter(
+            "hvagent_tls_handshake_failures", "Failed TLS handshakes by reason", ["reason"],
             registry=r,
         )  # fmt: skip
         self._registry = r

@@ -86,6 +86,7 @@ class Agent:
             f'[libvirt]\nuri = "{URI}"\n'
             f'[virt]\ndomain_type = "qemu"\nconsole_log_dir = "{self.console_dir}"\n'
             "[metrics]\nsample_interval_s = 1.0\n"
+            '[stomp]\nlisten = ""\n'  # test_stomp_qemu.py turns it on with --set
             f'[state]\ndir = "{tmp / "state"}"\n'
         )
         self.log = tmp / "hvagent.log"
