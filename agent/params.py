@@ -3,7 +3,9 @@
 VDSM engines send numbers and booleans both as JSON values and as strings ("1024", "true"),
 so readers accept both spellings and nothing else. Every failure names the field by its path
 (`devices[2].path`): a missing field raises `MissingParameter` (code 11), a bad value
-`InvalidParams` (-32602). Pure: no I/O, no asyncio.
+`InvalidParams` (-32602). Every string read here (and every key and value of a string map)
+passes `agent.wiretext.check`; values are quoted in messages only through `wiretext.echo`.
+Pure: no I/O, no asyncio.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agent import wiretext
 from agent.errors import InvalidParams, MissingParameter
 
 _TRUE = ("true", "1", "yes", "on")
@@ -61,7 +64,7 @@ class Fields:
             return default
         if not isinstance(value, str):
             raise self.bad(key, f"expected a string, got {_json_type(value)}")
-        return value
+        return wiretext.check(value, self.name(key))
 
     def int_(
         self,
@@ -80,7 +83,7 @@ class Fields:
         try:
             number = int(value)
         except ValueError:
-            raise self.bad(key, f"expected an integer, got {value!r}") from None
+            raise self.bad(key, f"expected an integer, got {wiretext.echo(value)}") from None
         if minimum is not None and number < minimum:
             raise self.bad(key, f"must be at least {minimum}, got {number}")
         if maximum is not None and number > maximum:
@@ -95,7 +98,7 @@ class Fields:
             return value
         if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
             return value.lower() in _TRUE
-        raise self.bad(key, f"expected a boolean, got {value!r}")
+        raise self.bad(key, f"expected a boolean, got {wiretext.echo(value)}")
 
     def choice(
         self,
@@ -107,7 +110,7 @@ class Fields:
     ) -> Any:
         value = self.str_(key, default, required=required)
         if value is not None and value not in choices:
-            raise self.bad(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            raise self.bad(key, f"must be one of {', '.join(choices)}, got {wiretext.echo(value)}")
         return value
 
     def uuid_(self, key: str, *, required: bool = True) -> Any:
@@ -124,7 +127,11 @@ class Fields:
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             raise self.bad(key, "expected an object of strings")
-        return dict(value)
+        name = self.name(key)
+        return {
+            wiretext.check(k, name, limit=256): wiretext.check(v, f"{name}.{k}")
+            for k, v in value.items()
+        }
 
     def list_(self, key: str) -> list[Any]:
         value = self._get(key, False)
@@ -142,7 +149,9 @@ def parse_uuid(value: Any, param: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise InvalidParams(f"{param} must be a valid UUID, got {value!r}", param=param) from None
+        raise InvalidParams(
+            f"{param} must be a valid UUID, got {wiretext.echo(value)}", param=param
+        ) from None
 
 
 def _json_type(value: Any) -> str:

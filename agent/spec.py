@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
+from agent import wiretext
 from agent.config import VirtConfig
 from agent.errors import InvalidParams, Unsupported
 from agent.params import Fields
@@ -324,8 +325,8 @@ def _topology_and_memory(
         cpu = CpuSpec(mode, model, features, topology, tuple(cells))
     pinning = []
     for vcpu, cpuset in sorted(f.str_map("cpuPinning").items()):
-        if not vcpu.isdigit() or int(vcpu) >= total:
-            raise f.bad("cpuPinning", f"no vCPU {vcpu!r} (the VM has {total})")
+        if not wiretext.is_decimal(vcpu) or int(vcpu) >= total:
+            raise f.bad("cpuPinning", f"no vCPU {wiretext.echo(vcpu)} (the VM has {total})")
         pinning.append((int(vcpu), _cpuset(f, "cpuPinning", cpuset)))
     numa_tune = None
     nt = f.raw("numaTune")
@@ -471,7 +472,7 @@ def _legacy_display(f: Fields, devices: dict[str, object]) -> None:
             value = "true" if value else "false"
         if not isinstance(value, str):
             raise f.bad(legacy, "expected a string")
-        pairs.append((key, value))
+        pairs.append((key, wiretext.check(value, f.name(legacy))))
     devices["graphics"] = (GraphicsSpec(kind, tuple(pairs), source="display"),)
 
 
@@ -532,7 +533,7 @@ def _graphics(dev: Fields) -> GraphicsSpec:
             value = "true" if value else "false"
         if not isinstance(value, str | int):
             raise sp.bad(key, "expected a string")
-        pairs.append((key, str(value)))
+        pairs.append((key, wiretext.check(str(value), sp.name(key))))
     return GraphicsSpec(kind, tuple(pairs), source=dev.name("specParams").rsplit(".", 1)[0])
 
 

@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from agent import spec as vmspec
+from agent import wiretext
 from agent.config import VirtConfig
 from agent.consoles import GraphicsInfo
 from agent.domxml import build_domain, engine, live, to_string
@@ -48,6 +49,7 @@ def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConf
     text = params["xml"]
     if not isinstance(text, str) or not text:
         raise engine.bad("expected the domain XML as a non-empty string")
+    wiretext.check(text, engine.PARAM, limit=wiretext.MAX_XML, allow=wiretext.XML_WHITESPACE)
     paused = f.bool_("launchPaused", False)
     xml = engine.prepare(
         vm_id,
