@@ -54,6 +54,19 @@ def is_decimal(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def cut(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` at most `limit` characters (for a value returned as is, e.g. data.method)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def loggable(value: Any, limit: int = ECHO_LIMIT) -> str:
+    """A wire value as a log field: printable ASCII as is (cut to `limit`), anything else
+    `echo`ed, so no value can start a forged log line or flood the log."""
+    if isinstance(value, str) and value.isascii() and value.isprintable():
+        return cut(value, limit)
+    return echo(value, limit)
+
+
 def echo(value: Any, limit: int = ECHO_LIMIT) -> str:
     """A wire value fit for an error message or a log line: a str or number repr'd and cut to
     `limit` characters; anything else (lists, objects) by its type only."""

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import logging
+import uuid
 import weakref
 from collections.abc import Callable
 
@@ -52,12 +53,31 @@ def create_app(
 
         async def metrics(request: web.Request) -> web.Response:
             # Reads the sampler's snapshot and in-memory counters only: never libvirt.
-            body = generate_latest(registry) + prerendered()
-            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return web.Response(
+                body=exposition(registry, prerendered),
+                headers={"Content-Type": CONTENT_TYPE_LATEST},
+            )
 
         app.router.add_get("/metrics", metrics)
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+def exposition(registry: CollectorRegistry, prerendered: Callable[[], bytes]) -> bytes:
+    """The /metrics body. It cannot fail: a part that raises is logged with an error id and
+    replaced by `hvagent_metrics_exposition_failed{part=...} 1`, the rest is still served."""
+    parts = []
+    for name, render in (
+        ("registry", lambda: generate_latest(registry)),
+        ("vm_stats", prerendered),
+    ):
+        try:
+            parts.append(render())
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("/metrics: rendering %s failed, error_id=%s", name, error_id)
+            parts.append(f'hvagent_metrics_exposition_failed{{part="{name}"}} 1\n'.encode())
+    return b"".join(parts)
 
 
 async def read_body(request: web.BaseRequest) -> bytes:

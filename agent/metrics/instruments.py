@@ -1,7 +1,10 @@
 """hvagent's own instruments, on a CollectorRegistry the daemon creates (never the global one).
 
 API for the parts that record (wired by their owners):
-- `rpc_finished(method, outcome, duration_s)`: api/rpc.py, once per verb call.
+- `rpc_finished(method, outcome, duration_s)`: api/rpc.py, once per verb call. Unknown verbs
+  arrive as one method name ("unknown", api/methods.py); any label value that is not short
+  printable ASCII is recorded as "invalid", so no request can add unbounded series or break
+  the exposition.
 - `libvirt_call(call, duration_s)`: virt/adapter.py `call_observer`.
 - `recovery_finished(duration_s)`: the daemon, after startup recovery.
 - `power_operation_started()` / `power_operation_finished(kind, outcome, stage, duration_s)`:
@@ -125,7 +128,7 @@ class Instruments:
     # -- recording --------------------------------------------------------------------------
 
     def rpc_finished(self, method: str, outcome: str, duration_s: float) -> None:
-        self._rpc.record(method, outcome, duration_s)
+        self._rpc.record(label(method), label(outcome), duration_s)
 
     def libvirt_call(self, call: str, duration_s: float) -> None:
         self.libvirt_calls.labels(call).observe(duration_s)
@@ -160,6 +163,16 @@ class Instruments:
         subscribers: Callable[[], int],
     ) -> None:
         self._registry.register(_Live(vm_statuses, libvirt_up, subscribers))
+
+
+MAX_LABEL = 64
+
+
+def label(value: str) -> str:
+    """A label value as recorded: printable ASCII up to MAX_LABEL characters, else "invalid"."""
+    if len(value) <= MAX_LABEL and value.isascii() and value.isprintable():
+        return value
+    return "invalid"
 
 
 def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
