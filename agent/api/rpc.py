@@ -12,7 +12,8 @@ jsonrpcserver's interface (a `Result`); dispatch no longer hands it verbs (see b
 (nearly every request) is answered here without jsonrpcserver: the same structural checks as
 its jsonschema validator, written out; the verb's `run`; the response object built and
 serialized directly. A batch is answered entry by entry, concurrently, the same way
-(JSON-RPC 2.0: an invalid entry gets its own -32600, the others their answers). What is left (parse errors, one invalid request, an empty batch) goes through jsonrpcserver's
+(JSON-RPC 2.0: an invalid entry gets its own -32600, the others their answers). What is
+left (parse errors, one invalid request, an empty batch) goes through jsonrpcserver's
 `async_dispatch`. See bench/rpc_ping.py and README.md "Benchmarks".
 
 Hostile input (issue 15): JSON nested too deep to parse is a parse error (-32700); values
