@@ -29,9 +29,20 @@ class RpcConfig:
     socket: str = "/run/hvagent/hvagent.sock"
     # Group owning the socket (mode 0660); "" keeps the daemon's own group (root).
     socket_group: str = ""
+    # A connection that has not sent a whole request head this long after it opened or after
+    # its last response is closed (idle and slow clients); aiohttp's keep-alive timeout.
+    idle_timeout_s: float = 15.0
+    # A request body not received whole in this time is answered 408.
+    body_timeout_s: float = 30.0
+    # Open HTTP connections, both listeners together; past it a new one gets 503 and is closed.
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         split_listen(self.listen)
+        if self.idle_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise ValueError("idle_timeout_s and body_timeout_s must be positive")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         if self.socket and not self.socket.startswith("/"):
             raise ValueError("socket must be an absolute path or empty")
 

@@ -30,6 +30,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from agent import __version__, config, logs, systemd
+from agent.api.admission import CappedRunner
 from agent.api.app import create_app
 from agent.api.context import Services
 from agent.metrics.collector import SampleAgeCollector
@@ -133,8 +134,15 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         subscribers=lambda: bus.subscriber_count,
     )
     # No access log: the per-verb line in api/rpc.py says more, once.
-    runner = web.AppRunner(
-        create_app(services, metrics_registry, lambda: sampler.rendered),
+    runner = CappedRunner(
+        create_app(
+            services,
+            metrics_registry,
+            lambda: sampler.rendered,
+            body_timeout_s=cfg.rpc.body_timeout_s,
+        ),
+        max_connections=cfg.rpc.max_connections,
+        keepalive_timeout=cfg.rpc.idle_timeout_s,
         shutdown_timeout=5,
         handle_signals=False,
         access_log=None,

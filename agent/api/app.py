@@ -28,8 +28,11 @@ def create_app(
     services: Services,
     metrics_registry: CollectorRegistry | None = None,
     prerendered: Callable[[], bytes] = bytes,
+    *,
+    body_timeout_s: float = 30.0,
 ) -> web.Application:
-    """`prerendered()` returns exposition text appended to the registry's (per-VM stats)."""
+    """`prerendered()` returns exposition text appended to the registry's (per-VM stats).
+    A JSON-RPC body not read whole within `body_timeout_s` is answered 408."""
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICES] = services
     app[SOCKETS] = weakref.WeakSet()
@@ -38,7 +41,12 @@ def create_app(
     async def jsonrpc(request: web.Request) -> web.Response:
         # Bytes, not request.text(): no charset lookup, and a body that is not UTF-8 is a
         # parse error (-32700), not an HTTP 500.
-        body = await dispatch(await read_body(request), table, services)
+        try:
+            async with asyncio.timeout(body_timeout_s):
+                data = await read_body(request)
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="request body not received in time") from None
+        body = await dispatch(data, table, services)
         if not body:  # only notifications: JSON-RPC 2.0 sends nothing back
             return web.Response(status=204)
         return web.Response(text=body, content_type="application/json")
