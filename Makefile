@@ -17,7 +17,8 @@ run: host-packages venv guest
 	@echo "hvagent on $(LISTEN); the first VM.create waits about a minute while libvirt probes QEMU"
 	$(VENV)/bin/hvagent --listen $(LISTEN) \
 	    --libvirt-uri "qemu:///embed?root=$(RUN_DIR)/embed" \
-	    --set virt.domain_type=qemu --set virt.console_log_dir=$(RUN_DIR)/console
+	    --set virt.domain_type=qemu --set virt.console_log_dir=$(RUN_DIR)/console \
+	    --set 'host_access.image_roots=["$(GUEST_DIR)", "/var/lib/libvirt/images"]'
 
 ## test: the whole suite: unit, integration (libvirt test driver), e2e (libvirtd + QEMU guests)
 test: host venv guest

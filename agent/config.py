@@ -133,6 +133,45 @@ class PowerConfig:
 
 
 @dataclass(frozen=True)
+class HostAccessConfig:
+    """[host_access]: what a VM may touch on the host; enforced by agent/hostaccess.py."""
+
+    # Disk, cdrom and floppy images, kernels and initrds must resolve (symlinks followed)
+    # under one of these.
+    image_roots: tuple[str, ...] = ("/var/lib/hvagent/images", "/var/lib/libvirt/images")
+    # Block devices (paths under /dev/) only from these prefixes.
+    block_prefixes: tuple[str, ...] = ("/dev/disk/by-id/", "/dev/mapper/")
+    # <loader> and <nvram> (engine XML) under these.
+    firmware_roots: tuple[str, ...] = (
+        "/usr/share/OVMF",
+        "/usr/share/AAVMF",
+        "/usr/share/edk2",
+        "/usr/share/qemu",
+        "/usr/share/seabios",
+        "/var/lib/libvirt/qemu/nvram",
+    )
+    # Chardev file/pipe/dev/unix sources and <log file> under these (plus [virt]
+    # console_log_dir).
+    chardev_roots: tuple[str, ...] = (
+        "/run/hvagent",
+        "/var/log/hvagent",
+        "/var/lib/libvirt/qemu",
+        "/run/libvirt/qemu",
+    )
+    # Engine XML may pass host devices (<hostdev>, TPM passthrough), share host directories
+    # (<filesystem>), or turn confinement off (<seclabel type='none'>) only when enabled.
+    allow_hostdev: bool = False
+    allow_filesystem: bool = False
+    allow_seclabel_none: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("image_roots", "block_prefixes", "firmware_roots", "chardev_roots"):
+            for path in getattr(self, name):
+                if not isinstance(path, str) or not path.startswith("/"):
+                    raise ValueError(f"{name} must hold absolute paths")
+
+
+@dataclass(frozen=True)
 class Config:
     rpc: RpcConfig = field(default_factory=RpcConfig)
     libvirt: LibvirtConfig = field(default_factory=LibvirtConfig)
@@ -140,6 +179,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     power: PowerConfig = field(default_factory=PowerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    host_access: HostAccessConfig = field(default_factory=HostAccessConfig)
 
     @classmethod
     def defaults(cls) -> Config:
@@ -217,6 +257,10 @@ def _merge_section(source: str, name: str, current: Any, values: dict[str, Any])
         expected = type(getattr(current, key))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if expected is tuple and isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: expected a list of strings")
+            value = tuple(value)
         if type(value) is not expected:
             raise ConfigError(f"{where}: expected {expected.__name__}, got {type(value).__name__}")
         typed[key] = value

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, logs, systemd
+from agent import __version__, config, hostaccess, logs, systemd
 from agent.api.admission import CappedRunner
 from agent.api.app import create_app
 from agent.api.context import Services
@@ -131,8 +131,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     )
     metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
     services = Services(
-        registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments
-    )
+        registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments,
+        access=hostaccess.for_host(cfg.host_access, cfg.virt.console_log_dir),
+    )  # fmt: skip
     instruments.watch(
         vm_statuses=lambda: [str(o.status) for o in registry.owners()],
         libvirt_up=lambda: port.alive,

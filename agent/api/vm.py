@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any
 
-from agent import consoles, errors, power, sessions, wiretext
+from agent import consoles, errors, hostaccess, power, sessions, wiretext
 from agent.api.context import Services
 from agent.domxml import launch
 from agent.logs import Secret
@@ -16,7 +16,9 @@ from agent.runtime.owner import PowerCommand, TicketCommand
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
     vm_id = parse_uuid(vmID, "vmID")
-    return await services.registry.create(launch.plan(vm_id, vmParams, services.virt))
+    plan = launch.plan(vm_id, vmParams, services.virt)
+    hostaccess.check(vmParams, plan.xml, services.access, await services.host.emulators())
+    return await services.registry.create(plan)
 
 
 async def destroy(services: Services, vmID: Any, gracefulAttempts: Any = 1) -> bool:
