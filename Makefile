@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LISTEN ?= 127.0.0.1:54321
 export HVAGENT_GUEST_DIR := $(GUEST_DIR)
 
-.PHONY: run test unit integration e2e host host-packages guest venv lint bench clean
+.PHONY: run test unit integration e2e host host-packages guest venv lint bench fuzz load clean
 
 ## run: start hvagent on the embedded QEMU driver (no libvirtd), domain type qemu
 run: host-packages venv guest
@@ -55,6 +55,16 @@ lint: venv
 
 bench: venv
 	$(VENV)/bin/python bench/rpc_ping.py
+
+## fuzz: the long fuzz run: 3 passes of 10,000 hostile requests at a real daemon (test
+## driver), daemon RSS printed after each pass (README.md "Hostile input")
+fuzz: venv
+	HVAGENT_FUZZ_EXAMPLES=10000 HVAGENT_FUZZ_PASSES=3 \
+	    $(VENV)/bin/pytest -q -s -p no:cacheprovider tests/integration/test_fuzz.py
+
+## load: 200 concurrent clients for 60 s, mixed verbs and VM churn (bench/load.py)
+load: venv
+	$(VENV)/bin/python bench/load.py
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR) *.egg-info
