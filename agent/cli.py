@@ -12,7 +12,7 @@ The default transport is the daemon's local Unix socket ([rpc] socket); `--url` 
 `--help` lists the verbs the running daemon serves (GET /verbs); when it cannot be reached,
 the verb table of the installed hvagent package is shown instead, marked as such.
 
-This module never imports libvirt: it only speaks HTTP to the daemon.
+This module never imports libvirt: it speaks to the daemon through agent/api/client.py.
 """
 
 from __future__ import annotations
@@ -25,9 +25,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
+from agent.api.client import DEFAULT_SOCKET, Client, Unreachable
 
-DEFAULT_SOCKET = "/run/hvagent/hvagent.sock"
 EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
 
@@ -75,34 +74,6 @@ def build_params(pairs: list[str], file: Path | None) -> dict[str, Any]:
     return params
 
 
-class Client:
-    def __init__(self, url: str | None, sock: str | None, timeout: float) -> None:
-        self.base = (url or "http://hvagent").rstrip("/")
-        connector = None if url else aiohttp.UnixConnector(path=sock or DEFAULT_SOCKET)
-        self.session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)
-        )
-
-    async def close(self) -> None:
-        await self.session.close()
-
-    async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        async with self.session.post(f"{self.base}/jsonrpc", json=body) as r:
-            return await r.json(content_type=None)
-
-    async def verbs(self) -> dict[str, list[str]]:
-        async with self.session.get(f"{self.base}/verbs") as r:
-            r.raise_for_status()
-            return await r.json()
-
-    async def events(self) -> None:
-        async with self.session.ws_connect(f"{self.base}/events", timeout=None) as ws:
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    print(msg.data, flush=True)
-
-
 def _local_verbs() -> dict[str, list[str]]:
     from agent.api.app import verb_table  # the installed package's table (no libvirt)
 
@@ -124,7 +95,7 @@ async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         if args.help or not args.namespace:
             try:
                 verbs, source = await client.verbs(), "from the running hvagent"
-            except (aiohttp.ClientError, OSError, TimeoutError):
+            except (Unreachable, OSError, TimeoutError):
                 verbs, source = _local_verbs(), "hvagent not reachable: installed package's"
             print(_help_text(parser, verbs, source))
             return 0 if args.help else EXIT_USAGE
@@ -155,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except Usage as exc:
         print(f"hvagent-client: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+    except (Unreachable, OSError, TimeoutError) as exc:
         where = args.url or args.socket or DEFAULT_SOCKET
         print(f"hvagent-client: cannot reach hvagent at {where}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

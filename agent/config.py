@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 DEFAULT_PATH = Path("/etc/hvagent/hvagent.toml")
@@ -87,6 +88,14 @@ class VirtConfig:
         if not self.console_log_dir.startswith("/"):
             raise ValueError("console_log_dir must be an absolute path")
 
+    def console_log_path(self, vm_id: uuid.UUID) -> str:
+        """Where the guest's serial console is logged (virtlogd writes it)."""
+        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.log")
+
+    def console_socket_path(self, vm_id: uuid.UUID) -> str:
+        """The unix socket of the extra virtio console, when the engine asks for one."""
+        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.sock")
+
 
 @dataclass(frozen=True)
 class MetricsConfig:
@@ -134,7 +143,7 @@ class PowerConfig:
 
 @dataclass(frozen=True)
 class HostAccessConfig:
-    """[host_access]: what a VM may touch on the host; enforced by agent/hostaccess.py."""
+    """[host_access]: what a VM may touch on the host; enforced by agent/intake/hostaccess.py."""
 
     # Disk, cdrom and floppy images, kernels and initrds must resolve (symlinks followed)
     # under one of these.

@@ -57,7 +57,7 @@ def valid_to(now_utc: datetime, ttl_s: int) -> str | None:
 
 def check_password(console_type: str, password: Secret, param: str = "password") -> None:
     """Refuse passwords the console cannot honour (the VNC length limit; wire text rules are
-    `agent.wiretext.check`'s, applied where the password is read); never echoes the value."""
+    `agent.wirevalues.check`'s, applied where the password is read); never echoes the value."""
     if console_type == "vnc" and len(password.reveal()) > VNC_MAX_PASSWORD:
         raise InvalidParams(
             f"VNC passwords are limited to {VNC_MAX_PASSWORD} characters "

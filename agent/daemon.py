@@ -1,9 +1,10 @@
-"""The composition root: command line, config, logging, libvirt, runtime, HTTP, signals.
+"""The composition root: command line, config, logging, libvirt, runtime, listeners, signals.
 
 `main()` parses the command line and runs `run(config)`. `run` wires the concrete libvirt
-adapter into the runtime, recovers existing domains, serves HTTP, and waits for SIGTERM or
-SIGINT (or the `shutdown_trigger` awaitable tests pass). Shutdown is ordered and leaves every
-VM running: stop serving RPC, stop the VM owners, close libvirt. A second signal exits at
+adapter into the runtime as a list of components (agent/lifecycle.py), recovers existing
+domains, serves RPC, and waits for SIGTERM or SIGINT (or the `shutdown_trigger` awaitable
+tests pass). Shutdown is the list in reverse and leaves every VM running: STOPPING=1, stop
+serving RPC, stop the VM owners, stop the sampler, close libvirt. A second signal exits at
 once. Exit status: 0 after a requested stop, 1 on a crash (libvirt connection lost, a bug in
 the runtime) so systemd's Restart=on-failure brings hvagent back into recovery.
 """
@@ -20,19 +21,18 @@ import signal
 import socket
 import stat
 import sys
-import time
 import tomllib
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, hostaccess, logs, systemd
-from agent.api.admission import CappedRunner
-from agent.api.app import create_app
+from agent import __version__, config, logs, systemd
+from agent.api.app import create_app, serve
 from agent.api.context import Services
+from agent.intake import hostaccess
+from agent.lifecycle import Lifecycle
 from agent.metrics.collector import SampleAgeCollector
 from agent.metrics.instruments import Instruments
 from agent.metrics.sampler import Sampler
@@ -40,7 +40,7 @@ from agent.runtime.bus import StatusBus
 from agent.runtime.host import HostService
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
-from agent.virt.adapter import LibvirtHypervisor
+from agent.virt.adapter import connected
 
 log = logging.getLogger("agent.daemon")
 
@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = None) -> int:
+    """Run hvagent until SIGTERM/SIGINT or `shutdown_trigger`; 0 after a requested stop,
+    1 after a crash. The components below start in this order and stop in reverse."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception_handler)
     stop = asyncio.Event()
@@ -115,101 +117,75 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         cfg.rpc.listen,
     )
     os.makedirs(cfg.virt.console_log_dir, exist_ok=True)
-
     notifier = systemd.Notifier()
-    port = await LibvirtHypervisor.open(cfg.libvirt.uri, threads=cfg.libvirt.call_threads)
-    bus = StatusBus()
-    # Our own registry, never prometheus_client's global REGISTRY (tests run several daemons).
-    metrics_registry = CollectorRegistry(auto_describe=False)
-    instruments = Instruments(metrics_registry)
-    port.call_observer = instruments.libvirt_call
-    registry = VmRegistry(port, bus, power_config=cfg.power, observer=instruments)
-    sampler = Sampler(
-        port,
-        interval_s=cfg.metrics.sample_interval_s,
-        timeout_s=cfg.metrics.sample_timeout_s,
-    )
-    metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
-    services = Services(
-        registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments,
-        access=hostaccess.for_host(cfg.host_access, cfg.virt.console_log_dir),
-    )  # fmt: skip
-    instruments.watch(
-        vm_statuses=lambda: [str(o.status) for o in registry.owners()],
-        libvirt_up=lambda: port.alive,
-        subscribers=lambda: bus.subscriber_count,
-    )
-    # No access log: the per-verb line in api/rpc.py says more, once.
-    runner = CappedRunner(
-        create_app(
-            services,
-            metrics_registry,
-            lambda: sampler.rendered,
-            body_timeout_s=cfg.rpc.body_timeout_s,
-        ),
-        max_connections=cfg.rpc.max_connections,
-        keepalive_timeout=cfg.rpc.idle_timeout_s,
-        shutdown_timeout=5,
-        handle_signals=False,
-        access_log=None,
-    )
-    await runner.setup()
-    exit_code = 0
     try:
-        async with asyncio.TaskGroup() as tg:
-            registry_task = tg.create_task(registry.run(), name="registry")
-            await registry.wait_started()
-            site = web.TCPSite(runner, cfg.rpc.host, cfg.rpc.port, reuse_address=True)
-            await site.start()
-            log.info("serving JSON-RPC on http://%s/jsonrpc", cfg.rpc.listen)
-            if cfg.rpc.socket:
-                await web.SockSite(
-                    runner, _unix_socket(cfg.rpc.socket, cfg.rpc.socket_group)
-                ).start()
-                log.info("serving JSON-RPC on unix socket %s", cfg.rpc.socket)
-            instruments.recovery_finished(await recover(port, registry))
-            background = [
-                tg.create_task(sampler.run(), name="metrics-sampler"),
-                tg.create_task(
-                    notifier.watchdog(lambda: services.ready and not registry_task.done()),
-                    name="systemd-watchdog",
-                ),
-            ]
-            notifier.ready(f"serving on {cfg.rpc.listen}")
-            waiters = [asyncio.ensure_future(stop.wait())]
-            if shutdown_trigger is not None:
-                waiters.append(asyncio.ensure_future(shutdown_trigger))
-            waiters.append(registry_task)  # type: ignore[arg-type]
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waiters[:-1]:
-                    w.cancel()
-            if registry_task.done():
-                registry_task.result()  # a crash: re-raise into the TaskGroup
-            notifier.stopping()
-            for task in background:
-                task.cancel()
-            log.info("stopping: closing RPC")
-            t = time.monotonic()
-            await runner.cleanup()
-            log.info(
-                "RPC closed in %.3f s; stopping VM owners (VMs keep running)", time.monotonic() - t
+        async with Lifecycle() as life:
+            port = await life.enter("libvirt", connected(cfg.libvirt))
+            bus = StatusBus()
+            # Our own registry, never prometheus_client's global REGISTRY (tests run several).
+            metrics_registry = CollectorRegistry(auto_describe=False)
+            instruments = Instruments(metrics_registry)
+            port.call_observer = instruments.libvirt_call
+            registry = VmRegistry(
+                port, bus, virt=cfg.virt, power_config=cfg.power, observer=instruments
             )
-            registry_task.cancel()
-    except* Exception as group:
-        for exc in group.exceptions:
-            log.error("hvagent crashed: %s", exc, exc_info=exc)
-        exit_code = 1
+            sampler = Sampler(
+                port,
+                interval_s=cfg.metrics.sample_interval_s,
+                timeout_s=cfg.metrics.sample_timeout_s,
+            )
+            metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
+            services = Services(
+                registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments,
+                access=hostaccess.for_host(cfg.host_access, cfg.virt.console_log_dir),
+            )  # fmt: skip
+            instruments.watch(
+                vm_statuses=lambda: [str(o.status) for o in registry.owners()],
+                libvirt_up=lambda: port.alive,
+                subscribers=lambda: bus.subscriber_count,
+            )
+            await life.background("metrics-sampler", sampler.run)
+            owners = await life.background("registry", registry.run)  # stops VM owners
+            await registry.wait_started()
+            app = create_app(
+                services,
+                metrics_registry,
+                lambda: sampler.rendered,
+                body_timeout_s=cfg.rpc.body_timeout_s,
+            )
+            unix = await life.enter("unix socket", _bound_socket(cfg.rpc))
+            listen = (cfg.rpc.host, cfg.rpc.port)
+            await life.enter("RPC", serve(app, listen=listen, unix=unix, limits=cfg.rpc))
+            instruments.recovery_finished(await recover(port, registry))
+            healthy = lambda: services.ready and not owners.done()  # noqa: E731
+            await life.background("systemd-watchdog", lambda: notifier.watchdog(healthy))
+            life.on_stop("STOPPING=1", notifier.stopping)
+            notifier.ready(f"serving on {cfg.rpc.listen}")
+            triggers = [stop.wait()]
+            if shutdown_trigger is not None:
+                triggers.append(shutdown_trigger)
+            await life.wait(*triggers)
+            log.info("orderly shutdown; VMs keep running")
+    except Exception as exc:
+        log.error("hvagent crashed: %s", exc, exc_info=exc)
+        return 1
+    log.info("bye")
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _bound_socket(rpc: config.RpcConfig) -> AsyncIterator[socket.socket | None]:
+    """The local RPC socket (see `_unix_socket`), removed again at exit; None when disabled."""
+    if not rpc.socket:
+        yield None
+        return
+    sock = _unix_socket(rpc.socket, rpc.socket_group)
+    try:
+        yield sock
     finally:
-        await runner.cleanup()
-        if cfg.rpc.socket:
-            with contextlib.suppress(OSError):
-                os.unlink(cfg.rpc.socket)
-        t = time.monotonic()
-        await port.close()
-        log.info("libvirt closed in %.3f s; bye", time.monotonic() - t)
-    return exit_code
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(rpc.socket)
 
 
 def _unix_socket(path: str, group: str) -> socket.socket:

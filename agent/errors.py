@@ -11,6 +11,8 @@ codes from 1000 up are hvagent's own. This module imports nothing from the agent
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any, ClassVar
 
 
@@ -34,6 +36,19 @@ class AgentError(Exception):
     def to_wire(self) -> dict[str, Any]:
         """The JSON-RPC `error` object (without id)."""
         return {"code": self.code, "message": self.message, "data": self.data}
+
+
+class InternalError(AgentError):
+    """A bug: the client sees only an error id; the log has the traceback under that id."""
+
+    expected = False
+
+
+def internal_error(log: logging.Logger, what: str, exc: BaseException) -> InternalError:
+    """Log `exc` (a bug) with a fresh error id and its traceback; the error to answer with."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error("%s, error_id=%s", what, error_id, exc_info=exc)
+    return InternalError(error_id=error_id)
 
 
 class InvalidParams(AgentError):

@@ -2,7 +2,8 @@
 
 One format for the whole daemon. Under systemd (JOURNAL_STREAM set) timestamps are left out
 because journald adds its own. `vm_id` and `request_id` come from contextvars: the RPC layer
-sets `request_id`, each VM owner task sets `vm_id`, and a filter stamps them on every record,
+sets both for each verb call (api/rpc.py, the JSON-RPC id or a fresh one), each VM owner
+task sets `vm_id`, and a filter stamps them on every record,
 so no logger is passed around. Passwords travel as `Secret` and print as `********`.
 """
 

@@ -7,9 +7,10 @@ exit reason table (§6.5). Which status a VM is in is decided by its owner
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
+
+from agent.wirevalues import scrub
 
 
 class VmStatus(StrEnum):
@@ -78,7 +79,7 @@ class ExitInfo:
         """Exit info with VDSM's code rule: ERROR for start failures and crashes."""
         code = ExitCode.ERROR if reason in _ERROR_REASONS else ExitCode.NORMAL
         # Messages often carry libvirt's text; keep them storable in XML metadata.
-        text = _CONTROL.sub(" ", message) if message else EXIT_MESSAGES[reason]
+        text = scrub(message) if message else EXIT_MESSAGES[reason]
         return cls(code, reason, text)
 
     def to_wire(self) -> dict[str, object]:
@@ -88,8 +89,6 @@ class ExitInfo:
             "exitMessage": self.message,
         }
 
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 _ERROR_REASONS = frozenset(
     {

@@ -1,6 +1,6 @@
 """How late do forced-shutdown destroys fire after their deadline, 200 VMs at once?
 
-200 VM owners (the real runtime/owner.py and power ladder) on one event loop, each with an
+200 VM owners (the real runtime/vm owner and power ladder) on one event loop, each with an
 uncooperative guest (ignores the agent and ACPI) on the fake port (tests/fakes.py, calls
 return at once), the real clock. All get VM.shutdown(force=true, timeout=T) at the same
 moment, T spread over 2-4 s so deadlines interleave with ACPI re-sends. For each VM: lateness
@@ -23,7 +23,7 @@ from agent.domxml.live import DomainFacts
 from agent.domxml.metadata import VmMetadata
 from agent.power import Kind
 from agent.runtime.bus import StatusBus
-from agent.runtime.owner import PowerCommand, VmOwner
+from agent.runtime.vm import PowerCommand, VmOwner
 from agent.status import VmStatus
 from tests.fakes import FakeGuest, FakeHypervisor
 
@@ -47,7 +47,7 @@ async def main(n: int) -> None:
     tasks = [asyncio.create_task(o.run()) for o in owners.values()]
     await asyncio.gather(
         *(
-            o.power(PowerCommand("ladder", kind=Kind.SHUTDOWN, timeout_s=2 + 2 * i / n, force=True))
+            o.submit(PowerCommand(kind=Kind.SHUTDOWN, timeout_s=2 + 2 * i / n, force=True))
             for i, o in enumerate(owners.values())
         )
     )

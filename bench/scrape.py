@@ -89,7 +89,7 @@ async def main() -> None:
 def synthetic() -> None:
     """The collector alone over QEMU-shaped stats (balloon, 2 vCPUs, 1 disk, 1 NIC per VM)."""
     from agent.metrics.collector import render
-    from agent.metrics.sampler import Snapshot
+    from agent.metrics.snapshot import Snapshot
     from agent.virt.port import DomainStats
 
     stats = {"state.state": 1, "state.reason": 1, "cpu.time": 10**12, "balloon.current": 65536}

@@ -1,6 +1,6 @@
 """vmParams -> VmSpec -> domain XML text for a typical 15-device VM, in µs per VM.
 
-Measures `agent.domxml.launch.plan` (validation, defaults, lxml build, serialisation) in
+Measures `agent.intake.launch.plan` (validation, defaults, lxml build, serialisation) in
 one process; prints the median of several rounds. Target: under 500 µs per VM.
 Run: .venv/bin/python bench/xml_build.py
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from agent.config import VirtConfig
-from agent.domxml import launch
+from agent.intake import launch
 
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
 PCI = {"type": "pci", "domain": "0x0000", "bus": "0x00", "function": "0x0"}

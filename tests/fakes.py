@@ -1,8 +1,10 @@
 """Test doubles: FakeClock (time moves only when told) and FakeHypervisor (virt.port.Hypervisor).
 
 FakeHypervisor models guests by behaviour: which power methods a guest obeys, whether the
-guest agent hangs. Domain events it causes go to `sink` (the owner's post_event), as libvirt's
-would. Every call is recorded with the clock time and the metadata at that moment.
+guest agent hangs. Domain events it causes go to `sink` (the owner's post_event) and to
+`events()`, as libvirt's would. Every call is recorded with the clock time and the metadata
+at that moment. tests/integration/test_port_contract.py runs the same scenarios against it
+and against the real adapter on libvirt's test driver, so it cannot drift from libvirt.
 """
 
 from __future__ import annotations
@@ -14,10 +16,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lxml import etree
+
 from agent import errors
-from agent.domxml import metadata, parse
+from agent.domxml import metadata, parse, to_string
 from agent.domxml.metadata import VmMetadata
-from agent.virt.port import DomainEvent, DomainRecord, EventKind, HostFacts, PowerMethod, StopCause
+from agent.virt.port import (
+    DomainEvent,
+    DomainRecord,
+    DomainState,
+    EventKind,
+    HostFacts,
+    PowerMethod,
+    StopCause,
+)
 
 
 class FakeClock:
@@ -93,6 +105,11 @@ class FakeHypervisor:
         self.calls: list[Call] = []
         self.sink: Callable[[DomainEvent], None] = lambda e: None
         self.alive = True
+        self._queue: asyncio.Queue[DomainEvent] = asyncio.Queue()
+
+    def emit(self, event: DomainEvent) -> None:
+        self._queue.put_nowait(event)
+        self.sink(event)
 
     def _record(self, vm_id: uuid.UUID, name: str, arg: object = None) -> FakeGuest:
         meta = self.meta.get(vm_id, VmMetadata())
@@ -111,17 +128,19 @@ class FakeHypervisor:
             await asyncio.Event().wait()
         if guest.running and method in guest.obeys:
             guest.running = False
-            self.sink(DomainEvent(vm_id, EventKind.STOPPED, StopCause.SHUTDOWN))
+            self.emit(DomainEvent(vm_id, EventKind.STOPPED, StopCause.SHUTDOWN))
 
     async def reboot(self, vm_id: uuid.UUID, method: PowerMethod) -> None:
         guest = self._record(vm_id, f"reboot:{method}")
         if method is PowerMethod.AGENT and guest.agent_hangs:
             await asyncio.Event().wait()
         if guest.running and method in guest.obeys:
-            self.sink(DomainEvent(vm_id, EventKind.REBOOT))
+            self.emit(DomainEvent(vm_id, EventKind.REBOOT))
 
     async def reset(self, vm_id: uuid.UUID) -> None:
         guest = self._record(vm_id, "reset")
+        if not guest.running:
+            raise errors.ResetFailed("domain is not running", vmId=str(vm_id))
         if guest.reset_fails:
             raise errors.ResetFailed("reset refused", vmId=str(vm_id))
 
@@ -129,11 +148,15 @@ class FakeHypervisor:
         guest = self._record(vm_id, "destroy", graceful_attempts)
         if guest.running:
             guest.running = False
-            self.sink(DomainEvent(vm_id, EventKind.STOPPED, StopCause.DESTROYED))
+            self.emit(DomainEvent(vm_id, EventKind.STOPPED, StopCause.DESTROYED))
 
     async def undefine(self, vm_id: uuid.UUID) -> None:
+        if vm_id not in self.guests:
+            return  # like the adapter: a domain already gone is not an error
         self._record(vm_id, "undefine")
         del self.guests[vm_id]
+        self.xml.pop(vm_id, None)
+        self.emit(DomainEvent(vm_id, EventKind.UNDEFINED))
 
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         self.meta[vm_id] = metadata.read(parse(element_xml))
@@ -141,26 +164,76 @@ class FakeHypervisor:
 
     async def domain_xml(self, vm_id: uuid.UUID) -> str:
         self._record(vm_id, "domain_xml")
-        return self.xml[vm_id]
+        return self._live_xml(vm_id)
+
+    def _live_xml(self, vm_id: uuid.UUID) -> str:
+        root = parse(self.xml[vm_id])
+        meta = self.meta.get(vm_id)
+        if meta is not None:
+            old = metadata.find(root)
+            if old is not None:
+                old.getparent().remove(old)
+            block = root.find("metadata")
+            if block is None:
+                block = etree.SubElement(root, "metadata")
+            block.append(metadata.build(meta))
+        return to_string(root)
 
     async def update_graphics(self, vm_id: uuid.UUID, element_xml: str) -> None:
         self._record(vm_id, "update_graphics", element_xml)
+        update = parse(element_xml)
+        root = parse(self.xml[vm_id])
+        current = root.find(f"devices/graphics[@type='{update.get('type')}']")
+        if current is None:
+            raise errors.TicketFailed("no such graphics device", vmId=str(vm_id))
+        for key in ("passwdValidTo", "connected"):
+            if update.get(key) is None:
+                current.attrib.pop(key, None)
+            else:
+                current.set(key, update.get(key))
+        self.xml[vm_id] = to_string(root)  # like libvirt, never shows `passwd`
+
+    def _state(self, vm_id: uuid.UUID) -> DomainRecord:
+        guest = self.guests[vm_id]
+        state = DomainState.RUNNING if guest.running else DomainState.SHUTOFF
+        cause = None if guest.running else StopCause.UNKNOWN
+        return DomainRecord(vm_id, state, cause, self._live_xml(vm_id))
 
     async def list_domains(self) -> list[DomainRecord]:
-        raise NotImplementedError
+        return [self._state(v) for v in self.guests]
 
     async def domain(self, vm_id: uuid.UUID) -> DomainRecord:
-        raise NotImplementedError
+        if vm_id not in self.guests:
+            raise errors.NoSuchVM(vmId=str(vm_id))
+        return self._state(vm_id)
 
     async def define_and_start(self, xml: str, *, paused: bool) -> None:
-        raise NotImplementedError
+        """A domain that starts (paused when asked): DEFINED, STARTED (+ SUSPENDED)."""
+        root = parse(xml)
+        vm_id = uuid.UUID(root.findtext("uuid", ""))
+        if vm_id in self.guests:
+            raise errors.CreateFailed("domain already exists", vmId=str(vm_id))
+        for g in root.iterfind("devices/graphics"):
+            g.attrib.pop("passwd", None)
+            if g.get("autoport") == "yes":
+                g.set("port", str(5900 + len(self.guests)))
+        self.xml[vm_id] = to_string(root)
+        self.guests[vm_id] = FakeGuest(obeys={PowerMethod.ACPI, PowerMethod.AGENT})
+        meta_el = metadata.find(root)
+        if meta_el is not None:
+            self.meta[vm_id] = metadata.read(meta_el)
+        self._record(vm_id, "define_and_start", paused)
+        self.emit(DomainEvent(vm_id, EventKind.DEFINED))
+        self.emit(DomainEvent(vm_id, EventKind.STARTED))
+        if paused:
+            self.emit(DomainEvent(vm_id, EventKind.SUSPENDED))
 
     async def host_facts(self) -> HostFacts:
         raise NotImplementedError
 
     async def events(self) -> AsyncIterator[DomainEvent]:
-        await asyncio.Event().wait()
-        yield  # pragma: no cover
+        while True:
+            yield await self._queue.get()
 
     async def close(self) -> None:
         self.alive = False

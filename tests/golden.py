@@ -13,9 +13,10 @@ from pathlib import Path
 
 from lxml import etree
 
-from agent import domxml, spec
+from agent import domxml
 from agent.config import VirtConfig
 from agent.domxml.metadata import VmMetadata
+from agent.intake import vmparams
 
 DIR = Path(__file__).parent / "data" / "domxml"
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
@@ -34,7 +35,7 @@ def build(case: str) -> str:
     data = load(case)
     params = {"vmId": str(VM), "memSize": 256, "vmName": case, **data["params"]}
     cfg = VirtConfig(**{**BASE_CONFIG, **data.get("config", {})})
-    s = spec.from_params(VM, params, cfg)
+    s = vmparams.from_params(VM, params, cfg)
     meta = VmMetadata(launch_paused=s.launch_paused, custom=s.custom)
     return domxml.to_string(domxml.build_domain(s, meta))
 

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
+import socket
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agent.api import methods
+from agent.api.admission import CappedRunner
 from agent.api.context import Services
 from agent.api.rpc import dispatch
+from agent.config import RpcConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,40 @@ def exposition(registry: CollectorRegistry, prerendered: Callable[[], bytes]) ->
     return b"".join(parts)
 
 
+@contextlib.asynccontextmanager
+async def serve(
+    app: web.Application,
+    *,
+    listen: tuple[str, int] | None,
+    unix: socket.socket | None,
+    limits: RpcConfig | None = None,
+) -> AsyncIterator[None]:
+    """Serve `app` on TCP `listen` and/or the bound Unix socket `unix` until exit; closing
+    stops the sites, closes /events sockets and waits up to 5 s for requests in flight.
+    `limits` ([rpc]): the connection cap and idle timeout (agent/api/admission.py)."""
+    limits = limits or RpcConfig()
+    # No access log: the per-verb line in api/rpc.py says more, once.
+    runner = CappedRunner(
+        app,
+        max_connections=limits.max_connections,
+        keepalive_timeout=limits.idle_timeout_s,
+        shutdown_timeout=5,
+        handle_signals=False,
+        access_log=None,
+    )
+    await runner.setup()
+    try:
+        if listen is not None:
+            await web.TCPSite(runner, listen[0], listen[1], reuse_address=True).start()
+            log.info("serving JSON-RPC on http://%s:%d/jsonrpc", *listen)
+        if unix is not None:
+            await web.SockSite(runner, unix).start()
+            log.info("serving JSON-RPC on unix socket %s", unix.getsockname())
+        yield
+    finally:
+        await runner.cleanup()
+
+
 async def read_body(request: web.BaseRequest) -> bytes:
     """The request body, at most MAX_BODY bytes (else 413, as request.read() answers).
 
@@ -149,7 +187,10 @@ async def events(request: web.Request) -> web.WebSocketResponse:
             if message is None:  # dropped by the bus for falling behind
                 await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
                 break
-            await ws.send_str(json.dumps(message))
+            try:
+                await ws.send_str(json.dumps(message))
+            except ConnectionResetError:  # the client went away between two messages
+                break
     finally:
         services.bus.unsubscribe(queue)
         reader.cancel()

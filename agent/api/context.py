@@ -21,7 +21,7 @@ class Services:
     virt: VirtConfig
     # agent.metrics.instruments.Instruments; None in tests that build Services by hand.
     metrics: Any = None
-    # What VMs may touch on the host (agent/hostaccess.py); safe defaults.
+    # What VMs may touch on the host (agent/intake/hostaccess.py); safe defaults.
     access: HostAccessConfig = field(default_factory=HostAccessConfig)
 
     @property

@@ -7,7 +7,7 @@ from typing import Any
 
 from agent import errors
 from agent.api.context import Services
-from agent.params import parse_uuid
+from agent.wirevalues import parse_uuid
 
 log = logging.getLogger("agent.api")
 _MAX_LISTED = 100  # missing VM ids named in an error or a log line

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agent import errors, wiretext
+from agent import errors, wirevalues
 from agent.api import host, vm
 from agent.api.rpc import Verb, expose
 
@@ -37,7 +37,7 @@ UNKNOWN = "unknown"  # the method name in logs and metrics for every unknown ver
 
 class MethodTable(dict[str, Callable[..., Awaitable[Any]]]):
     """The exposed verbs; an unknown name gets a handler answering -32601 with its name (cut
-    to wiretext.ECHO_LIMIT characters); it logs and counts as method UNKNOWN, one label value
+    to wirevalues.ECHO_LIMIT characters); it logs and counts as method UNKNOWN, one label value
     whatever the name."""
 
     def get(self, name: str, default: Any = None) -> Callable[..., Awaitable[Any]]:  # type: ignore[override]
@@ -46,7 +46,7 @@ class MethodTable(dict[str, Callable[..., Awaitable[Any]]]):
     def __missing__(self, name: str) -> Callable[..., Awaitable[Any]]:
         async def not_found(services: Any, *args: Any, **kwargs: Any) -> Any:
             raise errors.MethodNotFound(
-                f"method {wiretext.echo(name)} does not exist", method=wiretext.cut(name)
+                f"method {wirevalues.echo(name)} does not exist", method=wirevalues.cut(name)
             )
 
         return expose(UNKNOWN, not_found, needs_recovery=False)

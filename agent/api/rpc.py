@@ -17,7 +17,7 @@ left (parse errors, one invalid request, an empty batch) goes through jsonrpcser
 `async_dispatch`. See bench/rpc_ping.py and README.md "Benchmarks".
 
 Hostile input (issue 15): JSON nested too deep to parse is a parse error (-32700); values
-from the request reach logs and error texts only through `agent.wiretext` (cut, escaped).
+from the request reach logs and error texts only through `agent.wirevalues` (cut, escaped).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ from typing import Any
 from jsonrpcserver import Error, Success, async_dispatch
 from jsonrpcserver.result import Result
 
-from agent import errors, wiretext
+from agent import errors, wirevalues
 from agent.api.context import Services
-from agent.logs import vm_id_var
+from agent.logs import request_id_var, vm_id_var
 
 log = logging.getLogger("agent.api")
 
@@ -50,6 +50,16 @@ _ANY_ARGS = inspect.Signature(
     ]
 )
 _REQUEST_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
+_LOGGABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,40}")
+
+
+def request_id(rpc_id: Any) -> str:
+    """The id log lines carry for one call: the JSON-RPC id when it is short and plain
+    (engines send UUIDs), else a fresh one; a caller's id never forges a log line."""
+    text = str(rpc_id) if isinstance(rpc_id, str | int) and not isinstance(rpc_id, bool) else ""
+    if _LOGGABLE_ID.fullmatch(text):
+        return text
+    return "~" + uuid.uuid4().hex[:8]
 
 
 class Exposed:
@@ -86,20 +96,25 @@ class Exposed:
         return keys <= self._allowed[given] and keys >= self._missing[given]
 
     async def run(
-        self, services: Services, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+        self,
+        services: Services,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any],
+        rpc_id: Any = None,
     ) -> tuple[bool, Any]:
         start = time.monotonic()
         name = self.name
         vm = kwargs.get("vmID") if kwargs else None
-        vm = wiretext.loggable(vm) if vm is not None else None
-        if vm:
-            vm_id_var.set(vm)
+        if not isinstance(vm, str) or not _LOGGABLE_ID.fullmatch(vm):
+            vm = None
+        vm_id_var.set(vm or "-")
+        request_id_var.set(request_id(rpc_id))
         try:
             if not self._fits(args, kwargs):
                 try:
                     self._signature.bind(services, *args, **kwargs)
                 except TypeError as exc:
-                    text = wiretext.cut(str(exc))
+                    text = wirevalues.cut(str(exc))
                     match = _NAMED.search(text)
                     raise errors.InvalidParams(
                         text, param=match.group(1) if match else None
@@ -118,15 +133,13 @@ class Exposed:
                 outcome=f"error_{exc.code}",
             )
             return False, exc.to_wire()
-        except Exception:
-            error_id = uuid.uuid4().hex[:12]
-            log.exception("%s failed unexpectedly, error_id=%s", name, error_id)
+        except Exception as exc:
+            internal = errors.internal_error(log, f"{name} failed unexpectedly", exc)
             _log_call(
-                services, name, vm, start, f"internal error {error_id}", logging.ERROR,
-                outcome="internal_error",
+                services, name, vm, start, f"internal error {internal.data['error_id']}",
+                logging.ERROR, outcome="internal_error",
             )  # fmt: skip
-            internal = {"code": -32603, "message": "Internal error", "data": {"error_id": error_id}}
-            return False, internal
+            return False, internal.to_wire()
         _log_call(services, name, vm, start, "ok", logging.INFO, outcome="ok")
         return True, True if result is None else result
 
@@ -143,8 +156,8 @@ def _loggable(exc: errors.AgentError) -> str:
     """The error's reason, except for bad input: validation messages may quote the value
     (a password among them), so those log only the parameter's name."""
     if isinstance(exc, errors.InvalidParams | errors.MissingParameter):
-        return f"param={wiretext.loggable(exc.data.get('param', '?'))}"
-    return wiretext.loggable(exc.reason, limit=1000)
+        return f"param={wirevalues.loggable(exc.data.get('param', '?'))}"
+    return wirevalues.loggable(exc.reason, limit=1000)
 
 
 def _log_call(
@@ -214,17 +227,18 @@ async def _answer(item: Any, methods: dict[str, Any], services: Services) -> dic
         ok, value = (
             False,
             errors.MethodNotFound(
-                f"method {wiretext.echo(method)} does not exist", method=wiretext.cut(method)
+                f"method {wirevalues.echo(method)} does not exist", method=wirevalues.cut(method)
             ).to_wire(),
         )
     else:
         params = item.get("params")
+        rpc_id = item.get("id")
         if params is None:
-            ok, value = await verb.run(services, (), {})
+            ok, value = await verb.run(services, (), {}, rpc_id)
         elif isinstance(params, list):
-            ok, value = await verb.run(services, params, {})
+            ok, value = await verb.run(services, params, {}, rpc_id)
         else:
-            ok, value = await verb.run(services, (), params)
+            ok, value = await verb.run(services, (), params, rpc_id)
     if "id" not in item:
         return None
     return {"jsonrpc": "2.0", "result" if ok else "error": value, "id": item["id"]}

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
-from agent import consoles, errors, hostaccess, power, sessions, wiretext
+from agent import consoles, errors, power, sessions, wirevalues
 from agent.api.context import Services
-from agent.domxml import launch
+from agent.intake import hostaccess
+from agent.intake.launch import plan
 from agent.logs import Secret
-from agent.params import parse_uuid
-from agent.runtime.owner import PowerCommand, TicketCommand
+from agent.runtime.vm import (
+    DestroyOnRebootCommand,
+    PowerCommand,
+    ResetCommand,
+    TicketCommand,
+)
+from agent.wirevalues import parse_bool, parse_uuid, scrub
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
     vm_id = parse_uuid(vmID, "vmID")
-    plan = launch.plan(vm_id, vmParams, services.virt)
-    hostaccess.check(vmParams, plan.xml, services.access, await services.host.emulators())
-    return await services.registry.create(plan)
+    planned = plan(vm_id, vmParams, services.virt)
+    hostaccess.check(vmParams, planned.xml, services.access, await services.host.emulators())
+    return await services.registry.launch(planned)
 
 
 async def destroy(services: Services, vmID: Any, gracefulAttempts: Any = 1) -> bool:
@@ -59,17 +64,6 @@ def _seconds(value: Any, name: str) -> float | None:
     return float(value)
 
 
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value in ("true", "false"):
-        return value == "true"
-    raise errors.InvalidParams(f"{name} must be a boolean", param=name)
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
 async def shutdown(
     services: Services,
     vmID: Any,
@@ -83,24 +77,23 @@ async def shutdown(
     if message is not None and not isinstance(message, str):
         raise errors.InvalidParams("message must be a string", param="message")
     cmd = PowerCommand(
-        "ladder",
-        kind=power.Kind.REBOOT if _flag(reboot, "reboot") else power.Kind.SHUTDOWN,
+        kind=power.Kind.REBOOT if parse_bool(reboot, "reboot") else power.Kind.SHUTDOWN,
         delay_s=_seconds(delay, "delay"),
         timeout_s=_seconds(timeout, "timeout"),
-        force=_flag(force, "force"),
-        message=_CONTROL.sub(" ", message or "")[:1000],
+        force=parse_bool(force, "force"),
+        message=scrub(message or "")[:1000],
     )
-    await services.registry.get(vm_id).power(cmd)
+    await services.registry.get(vm_id).submit(cmd)
     return True
 
 
 async def reset(services: Services, vmID: Any) -> bool:
-    await services.registry.get(parse_uuid(vmID, "vmID")).power(PowerCommand("reset"))
+    await services.registry.get(parse_uuid(vmID, "vmID")).submit(ResetCommand())
     return True
 
 
 async def set_destroy_on_reboot(services: Services, vmID: Any) -> bool:
-    await services.registry.get(parse_uuid(vmID, "vmID")).power(PowerCommand("destroy-on-reboot"))
+    await services.registry.get(parse_uuid(vmID, "vmID")).submit(DestroyOnRebootCommand())
     return True
 
 
@@ -109,7 +102,7 @@ def _ticket(
 ) -> TicketCommand:
     """The ticket fields shared by VM.setTicket and VM.updateDevice; errors name the field
     (prefixed `params.` for updateDevice, whose fields sit in its `params` object)."""
-    secret = Secret(wiretext.check(password, f"{prefix}password", limit=consoles.MAX_PASSWORD))
+    secret = Secret(wirevalues.check(password, f"{prefix}password", limit=consoles.MAX_PASSWORD))
     seconds = _whole(ttl, -consoles.MAX_TTL_S, consoles.MAX_TTL_S)
     if seconds is None:
         raise errors.InvalidParams(
@@ -152,7 +145,7 @@ async def set_ticket(
     Resets the console disconnect action to NONE, as VDSM resets it."""
     vm_id = parse_uuid(vmID, "vmID")
     cmd = _ticket(password, ttl, existingConnAction, graphicsType, params)
-    await services.registry.get(vm_id).set_ticket(cmd)
+    await services.registry.get(vm_id).submit(cmd)
     return True
 
 
@@ -187,7 +180,7 @@ async def update_device(services: Services, vmID: Any, params: Any = None) -> di
         params.get("disconnectAction"), params.get("consoleDisconnectActionDelay")
     )
     cmd.failure = errors.UpdateDeviceFailed
-    await services.registry.get(vm_id).set_ticket(cmd)
+    await services.registry.get(vm_id).submit(cmd)
     if cmd.disconnect.action in sessions.NEEDS_OVIRT_AGENT:
         unsupported = errors.Unsupported(
             f"disconnectAction {cmd.disconnect.action} needs an oVirt guest agent, which "
@@ -203,7 +196,7 @@ def _whole(value: Any, low: int, high: int) -> int | None:
     for anything else, huge digit strings included (never parsed past the bound's length)."""
     if isinstance(value, str):
         digits = value[1:] if value.startswith("-") else value
-        if not wiretext.is_decimal(digits) or len(digits) > len(str(max(-low, high))):
+        if not wirevalues.is_decimal(digits) or len(digits) > len(str(max(-low, high))):
             return None
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

@@ -25,7 +25,7 @@ from agent.domxml.devices import (
     video,
     watchdog,
 )
-from agent.spec import GUEST_AGENT_CHANNEL, VmSpec
+from agent.spec import GUEST_AGENT_CHANNEL, SPICE_AGENT_CHANNEL, VmSpec
 
 
 def build_domain(spec: VmSpec, meta: metadata.VmMetadata) -> etree._Element:
@@ -136,7 +136,7 @@ def _devices(spec: VmSpec) -> etree._Element:
     devices.append(channel.build_unix(GUEST_AGENT_CHANNEL))
     devices.extend(channel.build(c) for c in spec.channels)
     if any(g.type == "spice" for g in spec.graphics) and not any(
-        c.name == graphics.SPICE_AGENT_CHANNEL for c in spec.channels
+        c.name == SPICE_AGENT_CHANNEL for c in spec.channels
     ):
         devices.append(graphics.build_agent())
     if spec.tablet:

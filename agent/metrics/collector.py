@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from agent.metrics.sampler import Snapshot
+from agent.metrics.snapshot import Snapshot
 
 KIB = 1024
 NS = 1e-9
@@ -65,14 +63,18 @@ def _family(name: str, help_: str, labels: list[str], counter: bool) -> Metric:
     return cls(name, help_, labels=labels)
 
 
-class SampleAgeCollector(Collector):
-    """How old the per-VM numbers are: computed at scrape time, unlike the rendered text."""
+class _SnapshotCollector(Collector):
+    """A collector over whatever snapshot `snapshot()` returns when collected."""
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self._snapshot = snapshot
 
     def describe(self) -> list[Metric]:
-        return []
+        return []  # no collect() at registration time
+
+
+class SampleAgeCollector(_SnapshotCollector):
+    """How old the per-VM numbers are: computed at scrape time, unlike the rendered text."""
 
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
@@ -94,13 +96,7 @@ def render(snapshot: Snapshot) -> bytes:
     return generate_latest(registry)
 
 
-class DomainStatsCollector(Collector):
-    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
-        self._snapshot = snapshot
-
-    def describe(self) -> list[Metric]:
-        return []
-
+class DomainStatsCollector(_SnapshotCollector):
     def collect(self) -> Iterator[Metric]:
         snap = self._snapshot()
         base = ["domain", "uuid"]

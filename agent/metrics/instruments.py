@@ -38,6 +38,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from agent.status import VmStatus
+
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LE = [floatToGoString(b) for b in (*_FAST, math.inf)]  # bucket labels, as Histogram writes them
 _SLOW = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
@@ -183,7 +185,7 @@ def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -
         gauge.labels(*labels).set(value)
 
 
-STATUSES = ("WaitForLaunch", "Up", "Paused", "Down")
+STATUSES = tuple(str(s) for s in VmStatus)  # every status has a series, 0 when none
 
 
 class _Live(Collector):

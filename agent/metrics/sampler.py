@@ -13,23 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any
 
 from agent.metrics.collector import render
+from agent.metrics.snapshot import Snapshot
 from agent.virt.port import DomainStats, Hypervisor
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    taken_at: float  # time.monotonic() when the round finished; 0 = never
-    domains: tuple[DomainStats, ...] = ()
-    timed_out: bool = False
-    duration_s: float = 0.0
-    extra: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class Sampler:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, hostaccess, hostinfo
+from agent import __version__, hostinfo
+from agent.intake import hostaccess
 from agent.runtime.registry import VmRegistry
 from agent.status import VmStatus
 from agent.virt.port import HostFacts, Hypervisor

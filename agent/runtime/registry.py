@@ -1,5 +1,9 @@
 """VmRegistry: vm_id -> VmOwner; creates, supervises and removes owners; routes events.
 
+VM.create comes here with the request as sent: the registry has the intake turn it into a
+launch plan (agent/intake/launch.py, pure: every check before libvirt is touched), then
+starts the VM's owner, which defines and starts the domain.
+
 `run()` is the registry's life: a TaskGroup holding the event pump and every owner task. A
 bug that escapes an owner's loop ends the group and so the daemon (crash-only; systemd brings
 it back into recovery). Cancelling `run()` stops all owners and leaves every guest running.
@@ -17,11 +21,11 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import PowerConfig
+from agent.config import PowerConfig, VirtConfig
 from agent.domxml import live, redact
-from agent.domxml.launch import Launch
+from agent.intake.launch import Launch, plan
 from agent.runtime.bus import StatusBus
-from agent.runtime.owner import OwnerObserver, VmOwner
+from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
 from agent.status import VmStatus
 from agent.virt.port import DomainEvent, DomainRecord, EventKind, Hypervisor
 
@@ -34,12 +38,14 @@ class VmRegistry:
         port: Hypervisor,
         bus: StatusBus,
         *,
+        virt: VirtConfig | None = None,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
     ) -> None:
         self._port = port
         self._bus = bus
+        self._virt = virt or VirtConfig()
         self._owner_kw: dict[str, Any] = {
             "power_config": power_config,
             "clock": clock,
@@ -99,28 +105,34 @@ class VmRegistry:
 
     # -- verbs -----------------------------------------------------------------------------
 
-    async def create(self, launch: Launch) -> dict[str, Any]:
-        """Answer WaitForLaunch at once; the owner then defines and starts the domain.
+    async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
+        """VM.create: plan the launch, answer WaitForLaunch at once (with the plan's warnings);
+        the owner then defines and starts the domain."""
+        return await self.launch(plan(vm_id, params, self._virt))
 
-        `launch` is fully validated and rendered (agent.domxml.launch.plan): nothing here
-        can fail on the request's content before libvirt sees it."""
-        self._check_free(launch)
+    async def launch(self, planned: Launch) -> dict[str, Any]:
+        """Start a planned VM. `planned` is fully validated and rendered: nothing here can fail
+        on the request's content before libvirt sees it."""
+        self._check_free(planned)
         # A domain hvagent has not adopted yet (defined outside a moment ago) must not be
         # overwritten by defineXML: ask libvirt too.
         try:
-            await self._port.domain(launch.vm_id)
+            await self._port.domain(planned.vm_id)
         except errors.NoSuchVM:
             pass
         else:
-            raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(launch.vm_id))
-        self._check_free(launch)  # re-check: we awaited
+            raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(planned.vm_id))
+        self._check_free(planned)  # re-check: we awaited
         owner = VmOwner(
-            self._port, self._bus, launch.facts, VmStatus.WAIT_FOR_LAUNCH, **self._owner_kw
+            self._port, self._bus, planned.facts, VmStatus.WAIT_FOR_LAUNCH, **self._owner_kw
         )
         self._start(owner)
-        owner.launch(launch.xml, paused=launch.paused)
-        log.info("VM %s (%s) accepted, launching", launch.vm_id, launch.name)
-        return owner.short()
+        owner.post(LaunchCommand(planned.xml, planned.paused))
+        log.info("VM %s (%s) accepted, launching", planned.vm_id, planned.name)
+        reply = owner.short()
+        if planned.warnings:
+            reply["warnings"] = list(planned.warnings)
+        return reply
 
     def _check_free(self, spec: Launch) -> None:
         if spec.vm_id in self._owners:
@@ -139,7 +151,7 @@ class VmRegistry:
         return redact.blank_passwords(await self._port.domain_xml(vm_id))
 
     async def destroy(self, vm_id: uuid.UUID, graceful_attempts: int) -> None:
-        await self.get(vm_id).destroy(graceful_attempts)
+        await self.get(vm_id).submit(DestroyCommand(graceful_attempts))
 
     # -- events ----------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """LibvirtHypervisor: the port implemented on libvirt-python, with events through libvirtaio.
 
 Threading: every blocking libvirt call runs on one bounded, named thread pool (`_call`).
-Events are delivered by libvirtaio on the event-loop thread; their callbacks only translate
-and `put_nowait` into a queue that `events()` iterates. The runtime serialises calls per VM,
+Events are delivered by libvirtaio on the event-loop thread to an EventFeed (virt/feed.py),
+whose stream `events()` returns. The runtime serialises calls per VM,
 so no VM ever has two calls in flight from hvagent.
 
 Connection loss is crash-only (shared/design/STYLE.md B.4): the close callback ends the event
@@ -12,6 +12,7 @@ stream with `ConnectionLost`, the daemon exits non-zero, systemd restarts it int
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import socket
@@ -25,15 +26,15 @@ import libvirt
 import libvirtaio
 
 from agent import errors
+from agent.config import LibvirtConfig
 from agent.domxml import metadata
 from agent.virt import events as evtab
 from agent.virt.errors import is_not_running, translate
+from agent.virt.feed import EventFeed
 from agent.virt.port import (
-    ConnectionLost,
     DomainEvent,
     DomainRecord,
     DomainStats,
-    EventKind,
     HostFacts,
     PowerMethod,
 )
@@ -72,9 +73,7 @@ class LibvirtHypervisor:
     def __init__(self, conn: libvirt.virConnect, pool: ThreadPoolExecutor) -> None:
         self._conn = conn
         self._pool = pool
-        self._queue: asyncio.Queue[DomainEvent | ConnectionLost] = asyncio.Queue()
-        self._callback_ids: list[int] = []
-        self._alive = True
+        self._feed = EventFeed(conn)
         # Bulk stats for metrics run on their own threads: a domain stuck in a QEMU monitor
         # call may hold one of these, never the verbs' pool.
         self._stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="libvirt-stats")
@@ -92,7 +91,7 @@ class LibvirtHypervisor:
             pool.shutdown(wait=False)
             raise translate(exc, errors.HypervisorUnavailable, uri=uri) from exc
         self = cls(conn, pool)
-        self._register_callbacks()
+        self._feed.register()
         log.info("connected to libvirt at %s", uri)
         return self
 
@@ -192,22 +191,27 @@ class LibvirtHypervisor:
             raise err from exc
 
     async def define_and_start(self, xml: str, *, paused: bool) -> None:
-        try:
-            dom = await self._call(
-                "define", self._conn.defineXMLFlags, xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE
-            )
-        except libvirt.libvirtError as exc:
-            raise translate(exc, errors.CreateFailed) from exc
-        flags = libvirt.VIR_DOMAIN_START_PAUSED if paused else 0
-        try:
-            await self._call("create", dom.createWithFlags, flags)
-        except libvirt.libvirtError as exc:
-            log.info("start failed, undefining the domain: %s", exc.get_error_message())
-            await self._undefine_dom(dom)
-            raise translate(exc, errors.CreateFailed) from exc
-        except asyncio.CancelledError:
-            await self._undefine_dom(dom)
-            raise
+        """Define (schema-validated) and start in one trip to the libvirt threads; a domain
+        that fails to start is undefined again before this returns. Cancelling the caller
+        does not stop the thread: the domain then runs with hvagent's metadata and the next
+        recovery adopts it."""
+
+        def work() -> None:
+            try:
+                dom = self._conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+            except libvirt.libvirtError as exc:
+                raise translate(exc, errors.CreateFailed) from exc
+            try:
+                dom.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED if paused else 0)
+            except libvirt.libvirtError as exc:
+                log.info("start failed, undefining the domain: %s", exc.get_error_message())
+                try:
+                    self._undefine_now(dom)
+                except libvirt.libvirtError as undef:
+                    log.warning("could not undefine it: %s", undef.get_error_message())
+                raise translate(exc, errors.CreateFailed) from exc
+
+        await self._call("define_and_start", work)
 
     async def destroy(self, vm_id: uuid.UUID, *, graceful_attempts: int) -> None:
         dom = await self._lookup(vm_id)
@@ -268,6 +272,16 @@ class LibvirtHypervisor:
         await self._undefine_dom(dom)
 
     async def _undefine_dom(self, dom: libvirt.virDomain) -> None:
+        try:
+            await self._call("undefine", self._undefine_now, dom)
+        except libvirt.libvirtError as exc:
+            raise translate(exc) from exc
+
+    @staticmethod
+    def _undefine_now(dom: libvirt.virDomain) -> None:
+        """Undefine with the flags that also drop NVRAM, managed save, snapshot and
+        checkpoint metadata; the plain call for drivers without them (the test driver); a
+        domain already gone is not an error. Runs on a libvirt thread."""
         flags = (
             libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
             | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
@@ -275,21 +289,23 @@ class LibvirtHypervisor:
             | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
         )
         try:
-            await self._call("undefine", dom.undefineFlags, flags)
+            dom.undefineFlags(flags)
+            return
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            code = exc.get_error_code()
+            if code == libvirt.VIR_ERR_NO_DOMAIN:
                 return
-            if exc.get_error_code() not in (
+            if code not in (
                 libvirt.VIR_ERR_NO_SUPPORT,
                 libvirt.VIR_ERR_INVALID_ARG,
                 libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
             ):
-                raise translate(exc) from exc
-            try:  # drivers without those flags (the test driver) take the plain call
-                await self._call("undefine", dom.undefine)
-            except libvirt.libvirtError as exc2:
-                if exc2.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                    raise translate(exc2) from exc2
+                raise
+        try:
+            dom.undefine()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
 
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         dom = await self._lookup(vm_id)
@@ -337,77 +353,28 @@ class LibvirtHypervisor:
 
     # -- events ----------------------------------------------------------------------------
 
-    def _register_callbacks(self) -> None:
-        reg = self._conn.domainEventRegisterAny
-        self._callback_ids = [
-            reg(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None),
-            reg(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None),
-            reg(None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, self._on_agent, None),
-            reg(None, libvirt.VIR_DOMAIN_EVENT_ID_GRAPHICS, self._on_graphics, None),
-        ]
-        self._conn.registerCloseCallback(self._on_close, None)
-
-    def _on_lifecycle(
-        self, _c: Any, dom: libvirt.virDomain, event: int, detail: int, _o: Any
-    ) -> None:
-        kind, cause = evtab.lifecycle(event, detail)
-        self._queue.put_nowait(DomainEvent(uuid.UUID(dom.UUIDString()), kind, cause))
-
-    def _on_reboot(self, _c: Any, dom: libvirt.virDomain, _o: Any) -> None:
-        self._queue.put_nowait(DomainEvent(uuid.UUID(dom.UUIDString()), EventKind.REBOOT))
-
-    def _on_agent(self, _c: Any, dom: libvirt.virDomain, state: int, _r: int, _o: Any) -> None:
-        kind = evtab.AGENT_STATE.get(state)
-        if kind is not None:
-            self._queue.put_nowait(DomainEvent(uuid.UUID(dom.UUIDString()), kind))
-
-    def _on_graphics(
-        self,
-        _c: Any,
-        dom: libvirt.virDomain,
-        phase: int,
-        local: dict[str, str],
-        remote: dict[str, str],
-        _auth: str,
-        _subject: Any,
-        _o: Any,
-    ) -> None:
-        kind = evtab.GRAPHICS_PHASE.get(phase)
-        if kind is not None:
-            client = evtab.graphics_client(local, remote)
-            self._queue.put_nowait(DomainEvent(uuid.UUID(dom.UUIDString()), kind, client=client))
-
-    def _on_close(self, _conn: Any, reason: int, _o: Any) -> None:
-        self._alive = False
-        log.error("libvirt connection closed (reason %d)", reason)
-        self._queue.put_nowait(ConnectionLost(f"libvirt connection closed (reason {reason})"))
-
-    async def events(self) -> AsyncIterator[DomainEvent]:
-        while True:
-            item = await self._queue.get()
-            if isinstance(item, ConnectionLost):
-                raise item
-            yield item
+    def events(self) -> AsyncIterator[DomainEvent]:
+        return self._feed.events()
 
     @property
     def alive(self) -> bool:
-        return self._alive and self._conn.isAlive() == 1
+        return not self._feed.closed and self._conn.isAlive() == 1
 
     async def close(self) -> None:
-        for cid in self._callback_ids:
-            try:
-                self._conn.domainEventDeregisterAny(cid)
-            except libvirt.libvirtError:
-                log.debug("event callback %d already gone", cid)
-        self._callback_ids = []
-        try:
-            self._conn.unregisterCloseCallback()
-        except libvirt.libvirtError:
-            log.debug("close callback already gone")
-        self._alive = False
+        self._feed.deregister()
         await self._call("close", self._conn.close)
         self._pool.shutdown(wait=False)
         self._stats_pool.shutdown(wait=False)
         if _aio_impl is not None:
             await _aio_impl.drain()
         log.info("libvirt connection closed")
+
+
+@contextlib.asynccontextmanager
+async def connected(cfg: LibvirtConfig) -> AsyncIterator[LibvirtHypervisor]:
+    """The daemon's libvirt connection as a lifecycle component: opened, then closed."""
+    port = await LibvirtHypervisor.open(cfg.uri, threads=cfg.call_threads)
+    try:
+        yield port
+    finally:
+        await port.close()

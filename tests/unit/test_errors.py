@@ -7,6 +7,7 @@ def test_codes_are_unique_and_stable():
     table = {cls.__name__: cls.code for cls in errors.all_error_classes()}
     assert table == {
         "AgentError": -32603,
+        "InternalError": -32603,
         "InvalidParams": -32602,
         "MethodNotFound": -32601,
         "NoSuchVM": 1,

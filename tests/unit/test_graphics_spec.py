@@ -4,8 +4,9 @@ import uuid
 
 import pytest
 
-from agent import errors, spec
+from agent import errors
 from agent.config import VirtConfig
+from agent.intake import vmparams
 
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
 PLAIN = VirtConfig(domain_type="qemu", console_log_dir="/logs", graphics_listen="10.0.0.5")
@@ -14,7 +15,7 @@ TLS = VirtConfig(domain_type="qemu", console_log_dir="/logs", spice_tls=True)
 
 def graphics(*devices, cfg=PLAIN, **top):
     params = {"vmId": str(VM), "memSize": 64, "devices": list(devices), **top}
-    return spec.from_params(VM, params, cfg).graphics
+    return vmparams.from_params(VM, params, cfg).graphics
 
 
 def test_listen_policy():

@@ -8,7 +8,7 @@ import uuid
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.metrics.collector import render
-from agent.metrics.sampler import Snapshot
+from agent.metrics.snapshot import Snapshot
 from agent.virt.port import DomainStats
 
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")

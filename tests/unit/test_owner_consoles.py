@@ -22,7 +22,7 @@ from agent.domxml.metadata import VmMetadata
 from agent.logs import Secret
 from agent.metrics.instruments import Instruments
 from agent.runtime.bus import StatusBus
-from agent.runtime.owner import PowerCommand, TicketCommand, VmOwner
+from agent.runtime.vm import PowerCommand, TicketCommand, VmOwner
 from agent.sessions import DisconnectAction, DisconnectPolicy
 from agent.status import VmStatus
 from agent.virt.port import DomainEvent, EventKind, GraphicsClient, PowerMethod
@@ -80,7 +80,7 @@ class Rig:
         if policy is not None:
             cmd.disconnect = policy
             cmd.failure = errors.UpdateDeviceFailed
-        await self.owner.set_ticket(cmd)
+        await self.owner.submit(cmd)
         await settle()
 
     def metric(self, name: str, console: str) -> float | None:
@@ -213,7 +213,7 @@ async def test_an_explicit_shutdown_in_progress_is_not_disturbed_by_the_action()
     rig = Rig(guest=FakeGuest())
     await rig.ticket(policy=DisconnectPolicy(DisconnectAction.REBOOT, 0))
     await rig.login(VNC, "10.0.0.9", 50001)
-    await rig.owner.power(PowerCommand("ladder", timeout_s=100))
+    await rig.owner.submit(PowerCommand(timeout_s=100))
     await rig.logout(VNC, "10.0.0.9", 50001)
     await rig.clock.advance(6)
     # the reboot was refused (a shutdown is in progress); the shutdown goes on

@@ -14,7 +14,13 @@ from agent.domxml.live import DomainFacts
 from agent.domxml.metadata import VmMetadata
 from agent.power import Kind
 from agent.runtime.bus import StatusBus
-from agent.runtime.owner import PowerCommand, VmOwner
+from agent.runtime.vm import (
+    DestroyCommand,
+    DestroyOnRebootCommand,
+    PowerCommand,
+    ResetCommand,
+    VmOwner,
+)
 from agent.status import VmStatus
 from agent.virt.port import DomainEvent, DomainState, EventKind, PowerMethod
 from tests.fakes import FakeClock, FakeGuest, FakeHypervisor, settle
@@ -73,7 +79,7 @@ class Rig:
 
     async def shutdown(self, **kw) -> None:
         kind = Kind.REBOOT if kw.pop("reboot", False) else Kind.SHUTDOWN
-        await self.owner.power(PowerCommand("ladder", kind=kind, **kw))
+        await self.owner.submit(PowerCommand(kind=kind, **kw))
         await settle()
 
     def at(self, name: str) -> list[float]:
@@ -122,7 +128,7 @@ async def test_hanging_agent_does_not_eat_the_grace_period():
     rig = Rig(FakeGuest(agent_hangs=True, obeys={PowerMethod.ACPI}))
     rig.owner.post_event(DomainEvent(VM, EventKind.AGENT_CONNECTED))
     await settle()
-    await rig.owner.power(PowerCommand("ladder"))
+    await rig.owner.submit(PowerCommand())
     # the agent call times out after agent_command_timeout_s of real time; ACPI follows
     async with asyncio.timeout(5):
         while rig.owner.status is not VmStatus.DOWN:
@@ -167,7 +173,7 @@ async def test_second_shutdown_adds_force_to_the_running_ladder():
 async def test_destroy_cancels_the_ladder():
     rig = Rig(FakeGuest())
     await rig.shutdown(timeout_s=8, force=True)
-    await rig.owner.destroy(1)
+    await rig.owner.submit(DestroyCommand(1))
     await rig.clock.advance(20)
     assert rig.port.names() == ["shutdown:acpi", "destroy", "undefine"]
     assert rig.owner.gone
@@ -177,7 +183,7 @@ async def test_destroy_cancels_the_ladder():
 async def test_paused_vm_is_refused_unless_forced():
     rig = Rig(FakeGuest(), status=VmStatus.PAUSED)
     with pytest.raises(errors.WrongState) as exc:
-        await rig.owner.power(PowerCommand("ladder"))
+        await rig.owner.submit(PowerCommand())
     assert "paused" in exc.value.data["reason"]
     await rig.shutdown(force=True, timeout_s=1)
     await rig.clock.advance(1)
@@ -228,7 +234,7 @@ async def test_forced_reboot_resets_an_uncooperative_guest():
 
 async def test_destroy_on_reboot_turns_a_reboot_into_down_13():
     rig = Rig(FakeGuest(obeys={PowerMethod.ACPI}))
-    await rig.owner.power(PowerCommand("destroy-on-reboot"))
+    await rig.owner.submit(DestroyOnRebootCommand())
     assert rig.port.meta[VM].destroy_on_reboot
     await rig.shutdown(reboot=True)
     assert rig.owner.status is VmStatus.DOWN
@@ -239,11 +245,11 @@ async def test_destroy_on_reboot_turns_a_reboot_into_down_13():
 async def test_reset_failure_is_error_90_and_down_vm_is_wrong_state():
     rig = Rig(FakeGuest(reset_fails=True))
     with pytest.raises(errors.ResetFailed):
-        await rig.owner.power(PowerCommand("reset"))
+        await rig.owner.submit(ResetCommand())
     await rig.kill()
     rig = Rig(FakeGuest(), status=VmStatus.DOWN)
     with pytest.raises(errors.WrongState):
-        await rig.owner.power(PowerCommand("reset"))
+        await rig.owner.submit(ResetCommand())
     await rig.kill()
 
 

@@ -168,3 +168,31 @@ async def test_notification_runs_the_verb_and_gets_no_answer(caplog):
     body = json.dumps({"jsonrpc": "2.0", "method": "VM.echo", "params": {"vmID": "n"}})
     assert await rpc.dispatch(body, table(), services()) == ""
     assert [r.getMessage()[:13] for r in caplog.records] == ["VM.echo vm=n "]
+
+
+async def test_each_call_logs_its_request_id(caplog):
+    """The verb's log line carries the JSON-RPC id as its request id (it was always `-`)."""
+    from agent import logs
+
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(logs._ContextFilter())  # stamps records as the daemon's handler
+    rpc_id = "3f2a9c1e-77aa-4d0e-9d5b-0c1d2e3f4a5b"
+    body = json.dumps(
+        {"jsonrpc": "2.0", "id": rpc_id, "method": "VM.echo", "params": {"vmID": "v"}}
+    )
+    await rpc.dispatch(body, table(), services())
+    records = [r for r in caplog.records if r.name == "agent.api"]
+    assert records and {r.request_id for r in records} == {rpc_id}
+    assert {r.vm_id for r in records} == {"v"}
+
+
+@pytest.mark.parametrize("rpc_id", ["x\n2026-12-01 ERROR forged", "a" * 100, None, True])
+async def test_unloggable_ids_get_a_fresh_request_id(rpc_id):
+    rid = rpc.request_id(rpc_id)
+    assert rid.startswith("~") and len(rid) == 9
+    assert rpc.request_id(rpc_id) != rid  # fresh each call
+
+
+def test_plain_ids_are_kept():
+    assert rpc.request_id(17) == "17"
+    assert rpc.request_id("engine-42") == "engine-42"

@@ -2,8 +2,9 @@ import uuid
 
 import pytest
 
-from agent import errors, spec
+from agent import errors
 from agent.config import VirtConfig
+from agent.intake import vmparams
 
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
 VIRT = VirtConfig(domain_type="kvm", console_log_dir="/var/log/hvagent/console")
@@ -16,7 +17,7 @@ def params(**kw):
 
 
 def test_defaults_and_policy():
-    s = spec.from_params(VM, params(), VIRT)
+    s = vmparams.from_params(VM, params(), VIRT)
     assert s.name == f"n{VM}"
     assert (s.memory_mib, s.vcpus, s.domain_type, s.acpi) == (256, 1, "kvm", True)
     assert s.console_log == f"/var/log/hvagent/console/{VM}.log"
@@ -24,7 +25,7 @@ def test_defaults_and_policy():
 
 
 def test_vdsm_string_spellings_and_kvm_disable():
-    s = spec.from_params(
+    s = vmparams.from_params(
         VM, params(memSize="512", smp="2", kvmEnable="false", acpiEnable="false"), VIRT
     )
     assert (s.memory_mib, s.vcpus, s.domain_type, s.acpi) == (512, 2, "qemu", False)
@@ -36,7 +37,7 @@ def test_disks_get_targets_per_bus():
         {"type": "disk", "device": "disk", "path": "/b.img", "iface": "virtio"},
         {"type": "disk", "device": "cdrom", "path": "/c.iso"},
     ]
-    s = spec.from_params(VM, params(devices=devices), VIRT)
+    s = vmparams.from_params(VM, params(devices=devices), VIRT)
     assert [(d.target, d.bus, d.format, d.readonly) for d in s.disks] == [
         ("vda", "virtio", "qcow2", False),
         ("vdb", "virtio", "raw", False),
@@ -94,11 +95,11 @@ def test_disks_get_targets_per_bus():
 )
 def test_bad_params_name_the_field(bad, error, param):
     with pytest.raises(error) as exc:
-        spec.from_params(VM, params(**bad), VIRT)
+        vmparams.from_params(VM, params(**bad), VIRT)
     assert type(exc.value) is error
     assert exc.value.data["param"] == param
 
 
 def test_params_must_be_an_object():
     with pytest.raises(errors.InvalidParams):
-        spec.from_params(VM, ["x"], VIRT)
+        vmparams.from_params(VM, ["x"], VIRT)

@@ -11,9 +11,7 @@ from lxml.builder import E
 
 from agent.consoles import EXPIRED, LOCKED_PASSWORD
 from agent.domxml.attrs import attrs
-from agent.spec import GraphicsSpec
-
-SPICE_AGENT_CHANNEL = "com.redhat.spice.0"
+from agent.spec import SPICE_AGENT_CHANNEL, GraphicsSpec
 
 
 def build(g: GraphicsSpec) -> etree._Element:

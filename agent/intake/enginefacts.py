@@ -12,7 +12,7 @@ import uuid
 
 from lxml import etree
 
-from agent import wiretext
+from agent import wirevalues
 from agent.errors import InvalidParams
 
 MAX_VCPUS = 4096
@@ -38,17 +38,17 @@ def check(root: etree._Element, param: str) -> None:
         if unit.lower() not in MEMORY_UNITS:
             raise InvalidParams(
                 f"{param}: <{tag} unit=...> must be one of b, bytes, KiB, MiB, GiB (or k, m, "
-                f"g), got {wiretext.echo(unit)}",
+                f"g), got {wirevalues.echo(unit)}",
                 param=param,
             )
 
 
 def _whole(el: etree._Element, param: str, low: int, high: int) -> int:
     text = (el.text or "").strip()
-    if not wiretext.is_decimal(text) or len(text) > 20 or not low <= int(text) <= high:
+    if not wirevalues.is_decimal(text) or len(text) > 20 or not low <= int(text) <= high:
         raise InvalidParams(
             f"{param}: <{el.tag}> must be a whole number from {low} to {high}, "
-            f"got {wiretext.echo(el.text or '')}",
+            f"got {wirevalues.echo(el.text or '')}",
             param=param,
         )
     el.text = str(int(text))

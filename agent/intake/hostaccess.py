@@ -31,7 +31,7 @@ from typing import Any
 
 from lxml import etree
 
-from agent import wiretext
+from agent import wirevalues
 from agent.config import HostAccessConfig as Policy
 from agent.domxml import parse
 from agent.errors import InvalidParams
@@ -62,7 +62,7 @@ def _under(real: str, roots: Iterable[str]) -> bool:
 def check_path(path: str, param: str, roots: tuple[str, ...], policy: Policy) -> None:
     """Refuse `path` unless it is a block device from `block_prefixes` or resolves under
     `roots`. Both are followed through symlinks at this moment (validation time)."""
-    shown = wiretext.echo(path)
+    shown = wirevalues.echo(path)
     if not path.startswith("/"):
         raise refused(param, f"{shown} must be an absolute path")
     if ".." in path.split("/"):
@@ -76,12 +76,12 @@ def check_path(path: str, param: str, roots: tuple[str, ...], policy: Policy) ->
                 f"{', '.join(policy.block_prefixes)} ([host_access] block_prefixes)",
             )
         if not real.startswith("/dev/"):
-            raise refused(param, f"{shown} resolves to {wiretext.echo(real)}, not a device")
+            raise refused(param, f"{shown} resolves to {wirevalues.echo(real)}, not a device")
         return
     if not _under(real, roots):
         raise refused(
             param,
-            f"{shown} resolves to {wiretext.echo(real)}, outside the allowed roots "
+            f"{shown} resolves to {wirevalues.echo(real)}, outside the allowed roots "
             f"{', '.join(roots)} ([host_access])",
         )
 
@@ -120,7 +120,7 @@ def check_domain(root: etree._Element, policy: Policy, emulators: Iterable[str])
         text = (el.text or "").strip()
         if text not in allowed:
             raise _xml(
-                f"<emulator> {wiretext.echo(text)} is not this host's emulator "
+                f"<emulator> {wirevalues.echo(text)} is not this host's emulator "
                 f"({', '.join(sorted(allowed)) or 'unknown'}); leave it out and libvirt picks it"
             )
     if not policy.allow_hostdev and (

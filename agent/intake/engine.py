@@ -20,11 +20,13 @@ import uuid
 from lxml import etree
 from lxml.builder import E
 
-from agent import enginefacts, wiretext
+from agent import wirevalues
 from agent.domxml import XmlError, metadata, parse, to_string
 from agent.domxml.devices import channel, serial
 from agent.domxml.metadata import VmMetadata
 from agent.errors import InvalidParams, MissingParameter
+from agent.intake import enginefacts
+from agent.spec import GUEST_AGENT_CHANNEL
 
 PARAM = "vmParams.xml"
 
@@ -39,7 +41,6 @@ def prepare(
     *,
     domain_type: str,
     console_log: str,
-    guest_agent_channel: str,
     launch_paused: bool,
     custom: dict[str, str],
 ) -> str:
@@ -57,7 +58,7 @@ def prepare(
     try:
         xml_id = uuid.UUID(uuid_text.strip())
     except ValueError:
-        raise bad(f"<uuid> is not a UUID: {wiretext.echo(uuid_text)}") from None
+        raise bad(f"<uuid> is not a UUID: {wirevalues.echo(uuid_text)}") from None
     if xml_id != vm_id:
         raise bad(f"<uuid> {xml_id} does not match vmID {vm_id}")
     name = root.findtext("name")
@@ -82,8 +83,8 @@ def prepare(
     if devices.find("serial") is None and devices.find("console") is None:
         devices.extend(serial.build(console_log))
     names = {t.get("name") for t in devices.iterfind("channel/target")}
-    if guest_agent_channel not in names:
-        devices.append(channel.build_unix(guest_agent_channel))
+    if GUEST_AGENT_CHANNEL not in names:
+        devices.append(channel.build_unix(GUEST_AGENT_CHANNEL))
     return to_string(root)
 
 

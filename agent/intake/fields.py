@@ -4,21 +4,19 @@ VDSM engines send numbers and booleans both as JSON values and as strings ("1024
 so readers accept both spellings and nothing else. Every failure names the field by its path
 (`devices[2].path`): a missing field raises `MissingParameter` (code 11), a bad value
 `InvalidParams` (-32602). Every string read here (and every key and value of a string map)
-passes `agent.wiretext.check`; values are quoted in messages only through `wiretext.echo`.
+passes `agent.wirevalues.check`; values are quoted in messages only through `wirevalues.echo`.
 Pure: no I/O, no asyncio.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent import wiretext
+from agent import wirevalues
 from agent.errors import InvalidParams, MissingParameter
+from agent.wirevalues import parse_bool, parse_uuid
 
-_TRUE = ("true", "1", "yes", "on")
-_FALSE = ("false", "0", "no", "off")
 _MISSING = object()
 
 
@@ -45,6 +43,11 @@ class Fields:
             return _MISSING
         return value
 
+    def obj(self, key: str) -> Fields:
+        """The nested object at `key` (an empty one when absent), e.g. `specParams`."""
+        raw = self._data.get(key)
+        return Fields({} if raw is None else raw, self.name(key))
+
     def raw(self, key: str) -> Any:
         """The untyped value (None when absent); callers check it themselves."""
         return self._data.get(key)
@@ -64,7 +67,7 @@ class Fields:
             return default
         if not isinstance(value, str):
             raise self.bad(key, f"expected a string, got {_json_type(value)}")
-        return wiretext.check(value, self.name(key))
+        return wirevalues.check(value, self.name(key))
 
     def int_(
         self,
@@ -83,7 +86,7 @@ class Fields:
         try:
             number = int(value)
         except ValueError:
-            raise self.bad(key, f"expected an integer, got {wiretext.echo(value)}") from None
+            raise self.bad(key, f"expected an integer, got {wirevalues.echo(value)}") from None
         if minimum is not None and number < minimum:
             raise self.bad(key, f"must be at least {minimum}, got {number}")
         if maximum is not None and number > maximum:
@@ -94,11 +97,7 @@ class Fields:
         value = self._get(key, False)
         if value is _MISSING:
             return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE + _FALSE:
-            return value.lower() in _TRUE
-        raise self.bad(key, f"expected a boolean, got {wiretext.echo(value)}")
+        return parse_bool(value, self.name(key))
 
     def choice(
         self,
@@ -110,7 +109,9 @@ class Fields:
     ) -> Any:
         value = self.str_(key, default, required=required)
         if value is not None and value not in choices:
-            raise self.bad(key, f"must be one of {', '.join(choices)}, got {wiretext.echo(value)}")
+            raise self.bad(
+                key, f"must be one of {', '.join(choices)}, got {wirevalues.echo(value)}"
+            )
         return value
 
     def uuid_(self, key: str, *, required: bool = True) -> Any:
@@ -129,7 +130,7 @@ class Fields:
             raise self.bad(key, "expected an object of strings")
         name = self.name(key)
         return {
-            wiretext.check(k, name, limit=256): wiretext.check(v, f"{name}.{k}")
+            wirevalues.check(k, name, limit=256): wirevalues.check(v, f"{name}.{k}")
             for k, v in value.items()
         }
 
@@ -140,18 +141,6 @@ class Fields:
         if not isinstance(value, list):
             raise self.bad(key, f"expected a list, got {_json_type(value)}")
         return value
-
-
-def parse_uuid(value: Any, param: str) -> uuid.UUID:
-    """A VM id on the wire: a UUID string in any of Python's accepted spellings."""
-    if not isinstance(value, str):
-        raise InvalidParams(f"{param} must be a UUID string", param=param)
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidParams(
-            f"{param} must be a valid UUID, got {wiretext.echo(value)}", param=param
-        ) from None
 
 
 def _json_type(value: Any) -> str:

@@ -1,21 +1,26 @@
-"""What VM.create hands the runtime: the domain XML to define and the facts the VM's owner
-starts with, from either legacy vmParams (via VmSpec) or the engine's own XML."""
+"""What VM.create hands the VM runtime: the domain XML to define, the facts the VM's owner
+starts with, and the reply's warnings; from legacy vmParams (via VmSpec) or engine XML.
+
+`plan(vm_id, vmParams, virt)` is the intake's one entry: it validates everything and renders
+the XML before anything touches libvirt. Converters for other request forms (OVF, vm.conf,
+OVA) are siblings in this package and end here too.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
-from agent import spec as vmspec
-from agent import wiretext
+from agent import wirevalues
 from agent.config import VirtConfig
 from agent.consoles import GraphicsInfo
-from agent.domxml import build_domain, engine, live, to_string
+from agent.domxml import build_domain, live, to_string
 from agent.domxml.metadata import VmMetadata
-from agent.params import Fields
+from agent.intake import engine, vmparams
+from agent.intake.fields import Fields
+from agent.spec import VmSpec
 
 
 @dataclass(frozen=True)
@@ -25,16 +30,18 @@ class Launch:
     xml: str
     facts: live.DomainFacts
     paused: bool
+    # Reply warnings, VDSM error shape ({code, message, data}): what hvagent adapted.
+    warnings: tuple[dict[str, Any], ...] = ()
 
 
 def plan(vm_id: uuid.UUID, params: Any, virt: VirtConfig) -> Launch:
     """Validate `vmParams` and render the domain; raises before anything touches libvirt."""
     if isinstance(params, Mapping) and "xml" in params:
         return _from_engine_xml(vm_id, params, virt)
-    return from_spec(vmspec.from_params(vm_id, params, virt))
+    return from_spec(vmparams.from_params(vm_id, params, virt))
 
 
-def from_spec(s: vmspec.VmSpec) -> Launch:
+def from_spec(s: VmSpec) -> Launch:
     meta = VmMetadata(launch_paused=s.launch_paused, custom=s.custom)
     xml = to_string(build_domain(s, meta))
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
@@ -49,14 +56,13 @@ def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConf
     text = params["xml"]
     if not isinstance(text, str) or not text:
         raise engine.bad("expected the domain XML as a non-empty string")
-    wiretext.check(text, engine.PARAM, limit=wiretext.MAX_XML, allow=wiretext.XML_WHITESPACE)
+    wirevalues.check(text, engine.PARAM, limit=wirevalues.MAX_XML, allow=wirevalues.XML_WHITESPACE)
     paused = f.bool_("launchPaused", False)
     xml = engine.prepare(
         vm_id,
         text,
         domain_type=virt.domain_type,
-        console_log=str(PurePosixPath(virt.console_log_dir) / f"{vm_id}.log"),
-        guest_agent_channel=vmspec.GUEST_AGENT_CHANNEL,
+        console_log=virt.console_log_path(vm_id),
         launch_paused=paused,
         custom=f.str_map("custom"),
     )

@@ -1,22 +1,30 @@
-"""The one check every text from the wire passes before hvagent uses it, and the one way a
-wire value is echoed back (in an error) or written to a log.
+"""Values as they come over the wire: the one text check, the one boolean parser, VM ids,
+and the text that may not pass into XML, logs or replies unchanged.
 
-`check(value, param)` accepts a str that:
+`check(value, param)` is the check every text from the wire passes before hvagent uses it.
+It accepts a str that:
 - holds only characters XML 1.0 can carry (no lone surrogates, no U+FFFE/U+FFFF), so it can
   reach lxml and libvirt;
 - has no control characters (C0, DEL, C1). Where a field documents it, `allow` names the few
   permitted (engine XML takes tab, newline and carriage return);
 - is at most `limit` characters (MAX_TEXT unless the field says otherwise).
 A failure is -32602 naming `param`; the message says what is wrong and where, never the value.
+`is_decimal` is the strict ASCII digit test (str.isdigit() accepts '²').
 
-`echo(value)` is a wire value as it may appear in an error message or a log field: repr'd (so
-a newline cannot start a forged log line) and cut to ECHO_LIMIT characters.
-Pure: no I/O.
+`echo(value)` is a wire value as it may appear in an error message or a log field: repr'd
+(so a newline cannot start a forged log line) and cut to ECHO_LIMIT characters; `loggable`
+keeps printable ASCII as is (cut) and echoes the rest; `cut` only shortens.
+
+`CONTROL` matches the characters XML 1.0 cannot carry and that forge log lines: C0 controls
+other than tab, newline and carriage return, lone surrogates, U+FFFE and U+FFFF. `scrub`
+replaces them with a space, for free text hvagent keeps (a shutdown message, libvirt's
+error text in exit messages). Pure.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from agent.errors import InvalidParams
@@ -81,3 +89,32 @@ def echo(value: Any, limit: int = ECHO_LIMIT) -> str:
             return "<a very long number>"
         return text if len(text) <= limit else text[:limit] + "..."
     return f"<{type(value).__name__}>"
+
+
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def scrub(text: str) -> str:
+    return CONTROL.sub(" ", text)
+
+
+def parse_bool(value: Any, param: str) -> bool:
+    """A wire boolean: JSON true/false or the strings "true"/"false" in any case, as VDSM's
+    engines send them (VDSM's own conversion accepts the same). Anything else is -32602."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidParams(f"{param}: expected a boolean, got {echo(value)}", param=param)
+
+
+def parse_uuid(value: Any, param: str) -> uuid.UUID:
+    """A VM id on the wire: a UUID string in any of Python's accepted spellings."""
+    if not isinstance(value, str):
+        raise InvalidParams(f"{param} must be a UUID string", param=param)
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise InvalidParams(
+            f"{param} must be a valid UUID, got {echo(value)}", param=param
+        ) from None

@@ -1,0 +1,111 @@
+"""Consoles in vmParams: graphics devices, the legacy top-level `display`, and host policy.
+
+`read_graphics(dev)` keeps a graphics device's specParams as sent; `consoles(f, graphics,
+virt)` adds the device the legacy keys describe (when there is none) and resolves each
+console against host policy: listen address or network, keymap, secure channels and TLS
+(reference §3.1, §3.3). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from agent.config import VirtConfig
+from agent.errors import InvalidParams
+from agent.intake.fields import Fields
+from agent.spec import SPICE_CHANNELS, GraphicsSpec
+from agent.wirevalues import check, parse_bool
+
+# Legacy top-level keys copied into a synthesised device's specParams (reference §3.1).
+_LEGACY_KEYS = {
+    "keyboardLayout": "keyMap",
+    "displayNetwork": "displayNetwork",
+    "spiceSecureChannels": "spiceSecureChannels",
+    "copyPasteEnable": "copyPasteEnable",
+    "fileTransferEnable": "fileTransferEnable",
+}
+_LEGACY_DISPLAY = {"vnc": "vnc", "qxl": "spice"}
+
+
+def read_graphics(dev: Fields) -> GraphicsSpec:
+    kind = dev.choice("device", ("spice", "vnc"), required=True)
+    sp = dev.obj("specParams")
+    pairs = []
+    for key in sorted(sp.field_names()):
+        value = sp.raw(key)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str | int):
+            raise sp.bad(key, "expected a string")
+        pairs.append((key, check(str(value), sp.name(key))))
+    return GraphicsSpec(kind, tuple(pairs), source=dev.name("specParams").rsplit(".", 1)[0])
+
+
+def consoles(f: Fields, graphics: list[GraphicsSpec], virt: VirtConfig) -> tuple[GraphicsSpec, ...]:
+    """The VM's consoles: its graphics devices (or the legacy `display` one), resolved."""
+    display = f.choice("display", tuple(_LEGACY_DISPLAY))
+    if display is not None and not graphics:  # graphics devices win (reference §3.1)
+        graphics = [_legacy_display(f, _LEGACY_DISPLAY[display])]
+    legacy_network = f.str_("displayNetwork")
+    return tuple(_resolve(g, virt, legacy_network) for g in graphics)
+
+
+def _legacy_display(f: Fields, kind: str) -> GraphicsSpec:
+    """Legacy top-level `display` (vnc|qxl): one graphics device of that kind, its fields
+    from the legacy top-level keys."""
+    pairs = []
+    for legacy, key in sorted(_LEGACY_KEYS.items(), key=lambda kv: kv[1]):
+        value = f.raw(legacy) if f.has(legacy) else None
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str):
+            raise f.bad(legacy, "expected a string")
+        pairs.append((key, check(value, f.name(legacy))))
+    return GraphicsSpec(kind, tuple(pairs), source="display")
+
+
+def _resolve(g: GraphicsSpec, virt: VirtConfig, legacy_network: str | None) -> GraphicsSpec:
+    """Host policy for one console: listen address, keymap, channels, TLS."""
+    sp = dict(g.spec_params)
+    legacy_names = {v: k for k, v in _LEGACY_KEYS.items()}
+
+    def name_of(key: str) -> str:
+        # A synthesised console's fields came from top-level legacy keys: name those.
+        return legacy_names[key] if g.source == "display" else f"{g.source}.specParams.{key}"
+
+    def bad(key: str, reason: str) -> InvalidParams:
+        return InvalidParams(f"{name_of(key)}: {reason}", param=name_of(key))
+
+    def flag(key: str) -> bool:
+        return parse_bool(sp.get(key, "true"), name_of(key))
+
+    channels: list[str] = []
+    for name in filter(None, (c.strip() for c in sp.get("spiceSecureChannels", "").split(","))):
+        plain = name[1:] if name.startswith("s") and name[1:] in SPICE_CHANNELS else name
+        if plain not in SPICE_CHANNELS:
+            raise bad("spiceSecureChannels", f"unknown SPICE channel {name!r}")
+        channels.append(plain)
+    if g.type == "vnc":
+        channels = []
+    elif channels and not virt.spice_tls:
+        raise bad(
+            "spiceSecureChannels",
+            "secure channels need SPICE TLS, which this host does not have ([virt] spice_tls)",
+        )
+    network = sp.get("displayNetwork") or legacy_network
+    keymap = sp.get("keyMap") or None
+    if keymap is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", keymap):
+        raise bad("keyMap", f"not a keymap name: {keymap!r}")
+    return replace(
+        g,
+        listen_address=None if network else (sp.get("displayIp") or virt.graphics_listen),
+        listen_network=f"vdsm-{network}" if network else None,
+        keymap=keymap,
+        secure_channels=tuple(channels),
+        copy_paste=flag("copyPasteEnable"),
+        file_transfer=flag("fileTransferEnable"),
+        tls=g.type == "spice" and virt.spice_tls,
+    )

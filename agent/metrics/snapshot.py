@@ -1,0 +1,19 @@
+"""Snapshot: one round of libvirt bulk stats, immutable, as the sampler took it and the
+collectors (and, later, VM stats) read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from agent.virt.port import DomainStats
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken_at: float  # time.monotonic() when the round finished; 0 = never
+    domains: tuple[DomainStats, ...] = ()
+    timed_out: bool = False
+    duration_s: float = 0.0
+    extra: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))

@@ -1,0 +1,85 @@
+"""VDSM's result shapes for one VM (reference §7.2): the only place the runtime spells wire
+names. `short` is Host.getVMList's entry and VM.create's answer, `stats` VM.getStats,
+Host.getAllVmStats and every status event, `info` VM.getInfo and Host.getVMFullList.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent import consoles
+from agent.consoles import GraphicsInfo
+from agent.runtime.vm.state import VmState
+from agent.status import VmStatus
+
+
+def short(state: VmState) -> dict[str, Any]:
+    return {
+        "vmId": str(state.vm_id),
+        "status": str(state.status),
+        "statusTime": state.status_time,
+    }
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def stats(
+    state: VmState,
+    ports: tuple[GraphicsInfo, ...],
+    sessions: Callable[[str], int],
+    client_ip: str,
+    operation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Per-VM stats; Down VMs carry their exit info. `operation` is the last report of the
+    VM's operation (hvagent's own `powerOperation` field)."""
+    out = short(state)
+    if state.external:
+        out["external"] = True
+    if operation is not None:
+        out["powerOperation"] = dict(operation)
+    if state.status is VmStatus.DOWN:
+        if state.exit_info is not None:
+            out.update(state.exit_info.to_wire())
+        out["timeOffset"] = "0"
+        return out
+    facts = state.facts
+    out.update(
+        vmName=facts.name,
+        vmType=facts.domain_type,
+        kvmEnable=_flag(facts.domain_type == "kvm"),
+        acpiEnable=_flag(facts.acpi),
+        elapsedTime=str(int(time.monotonic() - state.started_mono)),
+        monitorResponse="0",
+        clientIp=client_ip,
+        timeOffset="0",
+        vcpuCount=str(facts.vcpus),
+        memSize=facts.memory_mib,
+        guestAgentConnected=state.agent_connected,
+        **consoles.display_report(list(ports), sessions),
+    )
+    return out
+
+
+def info(state: VmState, ports: tuple[GraphicsInfo, ...]) -> dict[str, Any]:
+    """VM.getInfo: identity and configuration plus status (and exit info when Down)."""
+    out = short(state)
+    facts = state.facts
+    out.update(
+        vmName=facts.name,
+        vmType=facts.domain_type,
+        memSize=facts.memory_mib,
+        smp=str(facts.vcpus),
+        acpiEnable=_flag(facts.acpi),
+        kvmEnable=_flag(facts.domain_type == "kvm"),
+        external=state.external,
+        custom=dict(state.meta.custom),
+    )
+    if state.status is not VmStatus.DOWN:
+        out.update(consoles.display_report(list(ports)))
+    elif state.exit_info is not None:
+        out.update(state.exit_info.to_wire())
+    return out
