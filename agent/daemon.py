@@ -31,7 +31,6 @@ from prometheus_client import CollectorRegistry
 from agent import __version__, config, logs, systemd
 from agent.api.app import create_app, serve
 from agent.api.context import Services
-from agent.intake import hostaccess
 from agent.lifecycle import Lifecycle
 from agent.metrics.collector import SampleAgeCollector
 from agent.metrics.instruments import Instruments
@@ -127,7 +126,12 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             instruments = Instruments(metrics_registry)
             port.call_observer = instruments.libvirt_call
             registry = VmRegistry(
-                port, bus, virt=cfg.virt, power_config=cfg.power, observer=instruments
+                port,
+                bus,
+                virt=cfg.virt,
+                access=cfg.host_access,
+                power_config=cfg.power,
+                observer=instruments,
             )
             sampler = Sampler(
                 port,
@@ -136,9 +140,8 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             )
             metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
             services = Services(
-                registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments,
-                access=hostaccess.for_host(cfg.host_access, cfg.virt.console_log_dir),
-            )  # fmt: skip
+                registry, HostService(port, registry), bus, port, cfg.virt, metrics=instruments
+            )
             instruments.watch(
                 vm_statuses=lambda: [str(o.status) for o in registry.owners()],
                 libvirt_up=lambda: port.alive,

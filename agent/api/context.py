@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from agent.config import HostAccessConfig, VirtConfig
+from agent.config import VirtConfig
 from agent.runtime.bus import StatusBus
 from agent.runtime.host import HostService
 from agent.runtime.registry import VmRegistry
@@ -21,8 +21,6 @@ class Services:
     virt: VirtConfig
     # agent.metrics.instruments.Instruments; None in tests that build Services by hand.
     metrics: Any = None
-    # What VMs may touch on the host (agent/intake/hostaccess.py); safe defaults.
-    access: HostAccessConfig = field(default_factory=HostAccessConfig)
 
     @property
     def ready(self) -> bool:

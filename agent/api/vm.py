@@ -7,8 +7,6 @@ from typing import Any
 
 from agent import consoles, errors, power, sessions, wirevalues
 from agent.api.context import Services
-from agent.intake import hostaccess
-from agent.intake.launch import plan
 from agent.logs import Secret
 from agent.runtime.vm import (
     DestroyOnRebootCommand,
@@ -20,10 +18,7 @@ from agent.wirevalues import parse_bool, parse_uuid, scrub
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
-    vm_id = parse_uuid(vmID, "vmID")
-    planned = plan(vm_id, vmParams, services.virt)
-    hostaccess.check(vmParams, planned.xml, services.access, await services.host.emulators())
-    return await services.registry.launch(planned)
+    return await services.registry.create(parse_uuid(vmID, "vmID"), vmParams)
 
 
 async def destroy(services: Services, vmID: Any, gracefulAttempts: Any = 1) -> bool:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__, hostinfo
-from agent.intake import hostaccess
 from agent.runtime.registry import VmRegistry
 from agent.status import VmStatus
 from agent.virt.port import HostFacts, Hypervisor
@@ -39,11 +38,6 @@ class HostService:
         if self._facts is None:
             self._facts = await self._port.host_facts()
         return self._facts
-
-    async def emulators(self) -> frozenset[str]:
-        """The emulator binaries libvirt's capabilities name (the host-access policy allows
-        only these in a domain's <emulator>)."""
-        return hostaccess.host_emulators((await self._host_facts()).capabilities_xml)
 
     async def capabilities(self) -> dict[str, Any]:
         facts = await self._host_facts()

@@ -21,8 +21,9 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import PowerConfig, VirtConfig
+from agent.config import HostAccessConfig, PowerConfig, VirtConfig
 from agent.domxml import live, redact
+from agent.intake.hostaccess import host_emulators
 from agent.intake.launch import Launch, plan
 from agent.runtime.bus import StatusBus
 from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
@@ -39,6 +40,7 @@ class VmRegistry:
         bus: StatusBus,
         *,
         virt: VirtConfig | None = None,
+        access: HostAccessConfig | None = None,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
@@ -46,6 +48,8 @@ class VmRegistry:
         self._port = port
         self._bus = bus
         self._virt = virt or VirtConfig()
+        self._access = access or HostAccessConfig()
+        self._emulators: frozenset[str] | None = None  # the host's, from capabilities
         self._owner_kw: dict[str, Any] = {
             "power_config": power_config,
             "clock": clock,
@@ -108,7 +112,9 @@ class VmRegistry:
     async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
         """VM.create: plan the launch, answer WaitForLaunch at once (with the plan's warnings);
         the owner then defines and starts the domain."""
-        return await self.launch(plan(vm_id, params, self._virt))
+        if self._emulators is None:
+            self._emulators = host_emulators((await self._port.host_facts()).capabilities_xml)
+        return await self.launch(plan(vm_id, params, self._virt, self._access, self._emulators))
 
     async def launch(self, planned: Launch) -> dict[str, Any]:
         """Start a planned VM. `planned` is fully validated and rendered: nothing here can fail
