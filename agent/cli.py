@@ -3,10 +3,13 @@
     hvagent-client [--url URL | --socket PATH] [--timeout S] Namespace verb [name=value ...]
     hvagent-client [...] Namespace verb -f params.json
     hvagent-client [...] events
+    hvagent-client [...] VM create --ovf FILE | --vm-conf FILE | --ova FILE [--vm-id ID]
+    hvagent-client [...] he-start --ovf FILE | --vm-conf FILE | --ova FILE [--vm-id ID]
 
 Values are read as JSON where they parse (`memSize=256`, `vmParams={"vmId": ...}`), else as
 strings (`vmID=6f5c...`). The result is printed as JSON; an error prints its code, message and
 data on stderr and exits 1 (2 for usage errors, 3 when hvagent cannot be reached).
+`he-start` starts the hosted-engine VM like `hosted-engine --vm-start` (agent/cli_he.py).
 `events` prints every notification from /events, one JSON object per line, until Ctrl-C.
 The default transport is the daemon's local Unix socket ([rpc] socket); `--url` uses HTTP.
 `--help` lists the verbs the running daemon serves (GET /verbs); when it cannot be reached,
@@ -25,6 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent import cli_he
 from agent.api.client import DEFAULT_SOCKET, Client, Unreachable
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
@@ -46,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     p.add_argument("-f", "--file", type=Path, help="read the params as a JSON object from FILE")
     p.add_argument("-h", "--help", action="store_true", help="show this help and the verbs")
-    p.add_argument("namespace", nargs="?", help="Host, VM, ... or 'events'")
+    cli_he.add_arguments(p)
+    p.add_argument("namespace", nargs="?", help="Host, VM, ..., 'events' or 'he-start'")
     p.add_argument("verb", nargs="?")
     p.add_argument("params", nargs="*", metavar="name=value")
     return p
@@ -102,10 +107,13 @@ async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         if args.namespace == "events":
             await client.events()
             return 0
-        if not args.verb:
-            raise Usage("missing verb: hvagent-client Namespace verb name=value ...")
-        params = build_params(args.params, args.file)
-        reply = await client.call(f"{args.namespace}.{args.verb}", params)
+        if args.namespace == "he-start" or cli_he.given(args):
+            reply = await _hosted_engine(client, args)
+        else:
+            if not args.verb:
+                raise Usage("missing verb: hvagent-client Namespace verb name=value ...")
+            params = build_params(args.params, args.file)
+            reply = await client.call(f"{args.namespace}.{args.verb}", params)
     finally:
         await client.close()
     if "error" in reply:
@@ -116,6 +124,20 @@ async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         return EXIT_ERROR
     print(json.dumps(reply.get("result"), indent=2, sort_keys=True))
     return 0
+
+
+async def _hosted_engine(client: Client, args: argparse.Namespace) -> dict[str, Any]:
+    if not cli_he.given(args):
+        raise Usage("he-start needs --ovf FILE, --vm-conf FILE or --ova FILE")
+    if args.namespace != "he-start" and (args.namespace, args.verb) != ("VM", "create"):
+        raise Usage("--ovf/--vm-conf/--ova go with 'VM create' or 'he-start'")
+    try:
+        vm_id, vm_params = cli_he.request(args)
+        if args.namespace == "he-start":
+            return await cli_he.he_start(client.call, vm_id, vm_params)
+    except cli_he.HeUsage as exc:
+        raise Usage(str(exc)) from None
+    return await client.call("VM.create", {"vmID": vm_id, "vmParams": vm_params})
 
 
 def main(argv: list[str] | None = None) -> int:

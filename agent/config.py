@@ -60,12 +60,26 @@ class RpcConfig:
 class LibvirtConfig:
     uri: str = "qemu:///system"
     call_threads: int = 8
+    # A lost connection is reopened (verbs answer 40 meanwhile, /readyz is 503), and a
+    # libvirtd that is down at start is waited for. false: crash-only, exit 1 and let
+    # systemd restart hvagent into recovery.
+    reconnect: bool = True
+    # Every libvirt call is given this long; past it the verb answers 40 (counted in
+    # hvagent_libvirt_call_timeouts_total).
+    call_timeout_s: float = 60.0
+    # libvirtd is asked a cheap question this often; unanswered for probe_timeout_s, it is
+    # taken as hung: /readyz turns 503 and verbs needing libvirt answer 40 at once.
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.uri:
             raise ValueError("must not be empty")
         if self.call_threads < 1:
             raise ValueError("call_threads must be at least 1")
+        for name in ("call_timeout_s", "probe_interval_s", "probe_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
 
 
 @dataclass(frozen=True)
@@ -81,8 +95,13 @@ class VirtConfig:
     # true, SPICE consoles get a TLS port and defaultMode='secure', and spiceSecureChannels
     # are honoured; when false, asking for secure channels is refused.
     spice_tls: bool = False
+    # Where disk volumes of VMs created from an OVF, vm.conf or OVA live, in VDSM's
+    # file-domain layout <image_root>/<domainID>/images/<imageID>/<volumeID>.
+    image_root: str = "/var/lib/hvagent/images"
 
     def __post_init__(self) -> None:
+        if not self.image_root.startswith("/"):
+            raise ValueError("image_root must be an absolute path")
         if self.domain_type not in ("kvm", "qemu"):
             raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {self.domain_type!r}")
         if not self.console_log_dir.startswith("/"):
@@ -121,6 +140,17 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class StateConfig:
+    # hvagent's own state that libvirt cannot hold: the records of VMs that went Down
+    # without a domain (their start failed), kept until VM.destroy.
+    dir: str = "/var/lib/hvagent"
+
+    def __post_init__(self) -> None:
+        if not self.dir.startswith("/"):
+            raise ValueError("dir must be an absolute path")
+
+
+@dataclass(frozen=True)
 class PowerConfig:
     # VM.shutdown defaults when the caller omits timeout/delay (VDSM's values).
     shutdown_timeout_s: float = 120.0
@@ -146,8 +176,9 @@ class HostAccessConfig:
     """[host_access]: what a VM may touch on the host; enforced by agent/intake/hostaccess.py."""
 
     # Disk, cdrom and floppy images, kernels and initrds must resolve (symlinks followed)
-    # under one of these.
-    image_roots: tuple[str, ...] = ("/var/lib/hvagent/images", "/var/lib/libvirt/images")
+    # under one of these or [virt] image_root. /rhev/data-center: oVirt storage domains as an
+    # engine's XML (hosted engine included) names them.
+    image_roots: tuple[str, ...] = ("/var/lib/libvirt/images", "/rhev/data-center")
     # Block devices (paths under /dev/) only from these prefixes.
     block_prefixes: tuple[str, ...] = ("/dev/disk/by-id/", "/dev/mapper/")
     # <loader> and <nvram> (engine XML) under these.
@@ -187,6 +218,7 @@ class Config:
     virt: VirtConfig = field(default_factory=VirtConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     power: PowerConfig = field(default_factory=PowerConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     host_access: HostAccessConfig = field(default_factory=HostAccessConfig)
 

@@ -21,14 +21,16 @@ import signal
 import socket
 import stat
 import sys
+import threading
+import time
 import tomllib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from agent import __version__, config, logs, systemd
+from agent import __version__, config, errors, logs, systemd
 from agent.api.app import create_app, serve
 from agent.api.context import Services
 from agent.lifecycle import Lifecycle
@@ -37,9 +39,11 @@ from agent.metrics.instruments import Instruments
 from agent.metrics.sampler import Sampler
 from agent.runtime.bus import StatusBus
 from agent.runtime.host import HostService
+from agent.runtime.records import DownRecords
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
-from agent.virt.adapter import connected
+from agent.virt.adapter import LibvirtHypervisor, connected
+from agent.virt.port import ConnectionLost
 
 log = logging.getLogger("agent.daemon")
 
@@ -96,9 +100,38 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(cfg.logging.level)
     try:
-        return asyncio.run(run(cfg))
+        code = asyncio.run(run(cfg))
     except KeyboardInterrupt:
-        return 0
+        code = 0
+    exit_past_stuck_threads(code)
+    return code
+
+
+def exit_past_stuck_threads(
+    code: int,
+    grace_s: float = 2.0,
+    exit_now: Callable[[int], object] = os._exit,
+    threads: list[threading.Thread] | None = None,
+) -> None:
+    """A libvirt call stuck in a worker thread (a hung libvirtd, a domain job held by
+    another client) would keep the interpreter from exiting: it joins every pool thread at
+    exit. Past a short grace the process exits anyway, saying which threads it left."""
+    deadline = time.monotonic() + grace_s
+    if threads is None:
+        threads = threading.enumerate()
+    stuck = [t for t in threads if t is not threading.main_thread() and not t.daemon]
+    for thread in stuck:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in stuck if t.is_alive()]
+    if stuck:
+        log.warning(
+            "exiting with %d thread(s) still in a call: %s",
+            len(stuck),
+            ", ".join(sorted(t.name for t in stuck)),
+        )
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        exit_now(code)
 
 
 async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = None) -> int:
@@ -125,11 +158,14 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             metrics_registry = CollectorRegistry(auto_describe=False)
             instruments = Instruments(metrics_registry)
             port.call_observer = instruments.libvirt_call
+            port.timeout_observer = instruments.libvirt_call_timed_out
             registry = VmRegistry(
                 port,
                 bus,
                 virt=cfg.virt,
                 access=cfg.host_access,
+                reconnect=cfg.libvirt.reconnect,
+                records=DownRecords(cfg.state.dir),
                 power_config=cfg.power,
                 observer=instruments,
             )
@@ -147,6 +183,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 libvirt_up=lambda: port.alive,
                 subscribers=lambda: bus.subscriber_count,
             )
+            await life.background("libvirt-probe", lambda: _probe(port, cfg.libvirt))
             await life.background("metrics-sampler", sampler.run)
             owners = await life.background("registry", registry.run)  # stops VM owners
             await registry.wait_started()
@@ -160,7 +197,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             listen = (cfg.rpc.host, cfg.rpc.port)
             await life.enter("RPC", serve(app, listen=listen, unix=unix, limits=cfg.rpc))
             instruments.recovery_finished(await recover(port, registry))
-            healthy = lambda: services.ready and not owners.done()  # noqa: E731
+            # The watchdog watches hvagent itself (its loop and VM owners run); a libvirt
+            # outage shows in /readyz and hvagent_libvirt_up, and is reconnected.
+            healthy = lambda: not owners.done()  # noqa: E731
             await life.background("systemd-watchdog", lambda: notifier.watchdog(healthy))
             life.on_stop("STOPPING=1", notifier.stopping)
             notifier.ready(f"serving on {cfg.rpc.listen}")
@@ -170,10 +209,23 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             await life.wait(*triggers)
             log.info("orderly shutdown; VMs keep running")
     except Exception as exc:
-        log.error("hvagent crashed: %s", exc, exc_info=exc)
+        if _libvirt_gone(exc):  # crash-only ([libvirt] reconnect = false): no traceback
+            log.error("hvagent stopped: libvirt connection lost or unreachable: %s", exc)
+        else:
+            log.error("hvagent crashed: %s", exc, exc_info=exc)
         return 1
     log.info("bye")
     return 0
+
+
+async def _probe(port: LibvirtHypervisor, cfg: config.LibvirtConfig) -> None:
+    await port.probe(interval_s=cfg.probe_interval_s, timeout_s=cfg.probe_timeout_s)
+
+
+def _libvirt_gone(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_libvirt_gone(e) for e in exc.exceptions)
+    return isinstance(exc, ConnectionLost | errors.HypervisorUnavailable)
 
 
 @contextlib.asynccontextmanager

@@ -91,8 +91,11 @@ class Lifecycle:
         finally:
             task.remove_done_callback(ended)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait([task])
+            failed = None if task.cancelled() else task.exception()
+            reported = self._ended.done() and self._ended.result() is failed
+            if failed is not None and not reported:
+                log.error("%s had failed: %s", name, failed, exc_info=failed)
 
     @contextlib.asynccontextmanager
     async def _bounded(

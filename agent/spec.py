@@ -182,3 +182,5 @@ class VmSpec:
     tablet: bool = False
     launch_paused: bool = False
     custom: dict[str, str] = field(default_factory=dict)
+    destroy_on_reboot: bool = False  # hvagent metadata destroyOnReboot (hosted-engine VM)
+    firmware: str | None = None  # <os firmware=...>: "efi" (libvirt picks the image)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from agent import config  # noqa: E402
 from agent.daemon import run  # noqa: E402
 from agent.intake.launch import plan  # noqa: E402
-from agent.virt.adapter import register_event_loop  # noqa: E402
+from agent.virt.connection import register_event_loop  # noqa: E402
 
 NODE = f"test://{ROOT / 'tests/data/libvirt/node.xml'}"
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100

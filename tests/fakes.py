@@ -243,5 +243,8 @@ class FakeHypervisor:
         while True:
             yield await self._queue.get()
 
+    async def reconnect(self) -> None:
+        self.alive = True
+
     async def close(self) -> None:
         self.alive = False

@@ -95,6 +95,8 @@ def _clock(spec: VmSpec) -> etree._Element:
 
 def _os(spec: VmSpec) -> etree._Element:
     el = E.os(E.type("hvm", **attrs(arch="x86_64", machine=spec.machine)))
+    if spec.firmware:
+        el.set("firmware", spec.firmware)
     if spec.kernel:
         el.append(E.kernel(spec.kernel))
         if spec.initrd:

@@ -169,7 +169,13 @@ def _memory_device(dev: Fields) -> MemoryDeviceSpec:
     )
 
 
-_NIC_MODELS = {"virtio": "virtio", "pv": "virtio", "e1000": "e1000", "rtl8139": "rtl8139"}
+_NIC_MODELS = {
+    "virtio": "virtio",
+    "pv": "virtio",
+    "e1000": "e1000",
+    "e1000e": "e1000e",
+    "rtl8139": "rtl8139",
+}
 _VIDEO_MODELS = ("qxl", "vga", "cirrus", "virtio", "bochs", "none")
 _SOUND_MODELS = ("ich6", "ich9", "ac97", "es1370", "sb16", "usb")
 _CONTROLLER_TYPES = ("virtio-serial", "usb", "scsi", "ide", "sata", "pci")

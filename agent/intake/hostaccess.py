@@ -33,6 +33,7 @@ from lxml import etree
 
 from agent import wirevalues
 from agent.config import HostAccessConfig as Policy
+from agent.config import VirtConfig
 from agent.domxml import parse
 from agent.errors import InvalidParams
 
@@ -42,9 +43,14 @@ _CHARDEVS = ("serial", "parallel", "console", "channel")
 _CHARDEV_FILES = ("file", "pipe", "dev", "unix")
 
 
-def for_host(policy: Policy, console_log_dir: str) -> Policy:
-    """The policy with hvagent's own console log directory among the chardev roots."""
-    return dataclasses.replace(policy, chardev_roots=(*policy.chardev_roots, console_log_dir))
+def for_host(policy: Policy, virt: VirtConfig) -> Policy:
+    """The policy with hvagent's own places added: [virt] image_root to the image roots,
+    [virt] console_log_dir to the chardev roots."""
+    return dataclasses.replace(
+        policy,
+        image_roots=(virt.image_root, *policy.image_roots),
+        chardev_roots=(*policy.chardev_roots, virt.console_log_dir),
+    )
 
 
 def refused(param: str, reason: str) -> InvalidParams:

@@ -48,13 +48,15 @@ def plan(
         planned = _from_engine_xml(vm_id, params, virt)
     else:
         planned = from_spec(vmparams.from_params(vm_id, params, virt))
-    policy = hostaccess.for_host(access or HostAccessConfig(), virt.console_log_dir)
+    policy = hostaccess.for_host(access or HostAccessConfig(), virt)
     hostaccess.check(params, planned.xml, policy, emulators)
     return planned
 
 
 def from_spec(s: VmSpec) -> Launch:
-    meta = VmMetadata(launch_paused=s.launch_paused, custom=s.custom)
+    meta = VmMetadata(
+        launch_paused=s.launch_paused, destroy_on_reboot=s.destroy_on_reboot, custom=s.custom
+    )
     xml = to_string(build_domain(s, meta))
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
     facts = live.DomainFacts(

@@ -82,6 +82,8 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
         tablet=f.bool_("tabletEnable", False),
         launch_paused=f.bool_("launchPaused", False),
         custom=f.str_map("custom"),
+        destroy_on_reboot=f.bool_("destroyOnReboot", False),
+        firmware=f.choice("firmware", ("bios", "efi")),
     )
 
 

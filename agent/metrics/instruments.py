@@ -5,7 +5,8 @@ API for the parts that record (wired by their owners):
   arrive as one method name ("unknown", api/methods.py); any label value that is not short
   printable ASCII is recorded as "invalid", so no request can add unbounded series or break
   the exposition.
-- `libvirt_call(call, duration_s)`: virt/adapter.py `call_observer`.
+- `libvirt_call(call, duration_s)`, `libvirt_call_timed_out(call)`: virt/adapter.py
+  `call_observer`, `timeout_observer` (call names are hvagent's own, a fixed set).
 - `recovery_finished(duration_s)`: the daemon, after startup recovery.
 - `power_operation_started()` / `power_operation_finished(kind, outcome, stage, duration_s)`:
   power operations (kind e.g. shutdown|reboot; outcome ok|failed|gave_up; stage the last
@@ -121,6 +122,12 @@ class Instruments:
             "hvagent_libvirt_call_duration_seconds", "libvirt call duration", ["call"],
             buckets=_FAST, registry=r,
         )  # fmt: skip
+        self.libvirt_timeouts = Counter(
+            "hvagent_libvirt_call_timeouts",
+            "libvirt calls that ran into [libvirt] call_timeout_s",
+            ["call"],
+            registry=r,
+        )
         self.recovery_duration = Gauge(
             "hvagent_recovery_duration_seconds", "Duration of the last startup recovery",
             registry=r,
@@ -134,6 +141,9 @@ class Instruments:
 
     def libvirt_call(self, call: str, duration_s: float) -> None:
         self.libvirt_calls.labels(call).observe(duration_s)
+
+    def libvirt_call_timed_out(self, call: str) -> None:
+        self.libvirt_timeouts.labels(call).inc()
 
     def recovery_finished(self, duration_s: float) -> None:
         self.recovery_duration.set(duration_s)

@@ -5,8 +5,11 @@ launch plan (agent/intake/launch.py, pure: every check before libvirt is touched
 starts the VM's owner, which defines and starts the domain.
 
 `run()` is the registry's life: a TaskGroup holding the event pump and every owner task. A
-bug that escapes an owner's loop ends the group and so the daemon (crash-only; systemd brings
-it back into recovery). Cancelling `run()` stops all owners and leaves every guest running.
+bug that escapes an owner's loop ends the group and so the daemon (systemd brings it back into
+recovery). Cancelling `run()` stops all owners and leaves every guest running. When the
+libvirt connection is lost, the pump either ends the group with ConnectionLost (crash-only)
+or has the port reconnect and then reconciles every owner with what libvirt reports, since
+events were missed meanwhile (`reconcile`).
 All methods are called on the event-loop thread; `create` checks and inserts without an
 await in between, so two concurrent creates of one id cannot both pass.
 """
@@ -23,12 +26,22 @@ from agent import errors
 from agent.clock import Clock
 from agent.config import HostAccessConfig, PowerConfig, VirtConfig
 from agent.domxml import live, redact
+from agent.domxml.metadata import VmMetadata
 from agent.intake.hostaccess import host_emulators
 from agent.intake.launch import Launch, plan
 from agent.runtime.bus import StatusBus
+from agent.runtime.records import DownRecords
 from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
 from agent.status import VmStatus
-from agent.virt.port import DomainEvent, DomainRecord, EventKind, Hypervisor
+from agent.virt.port import (
+    ConnectionLost,
+    DomainEvent,
+    DomainRecord,
+    DomainState,
+    EventKind,
+    Hypervisor,
+    StopCause,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +54,8 @@ class VmRegistry:
         *,
         virt: VirtConfig | None = None,
         access: HostAccessConfig | None = None,
+        reconnect: bool = False,
+        records: DownRecords | None = None,
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
@@ -50,7 +65,10 @@ class VmRegistry:
         self._virt = virt or VirtConfig()
         self._access = access or HostAccessConfig()
         self._emulators: frozenset[str] | None = None  # the host's, from capabilities
+        self._reconnect = reconnect
+        self._records = records or DownRecords(None)
         self._owner_kw: dict[str, Any] = {
+            "records": self._records,
             "power_config": power_config,
             "clock": clock,
             "observer": observer,
@@ -95,6 +113,25 @@ class VmRegistry:
         finally:
             if self._owners.get(owner.vm_id) is owner and owner.gone:
                 del self._owners[owner.vm_id]
+
+    async def adopt_down_records(self) -> int:
+        """Recovery: the VMs that went Down without a domain before hvagent restarted are
+        listed Down again, with their exit info, until VM.destroy. Returns how many."""
+        adopted = 0
+        for record in await self._records.load():
+            if record.vm_id in self._owners:  # a domain exists again: the record is stale
+                await self._records.remove(record.vm_id)
+                continue
+            facts = live.DomainFacts(
+                record.vm_id, record.name, "", False, 0, 0, VmMetadata(exit=record.exit)
+            )
+            owner = VmOwner(
+                self._port, self._bus, facts, VmStatus.DOWN, exit_info=record.exit,
+                **self._owner_kw,
+            )  # fmt: skip
+            self._start(owner)
+            adopted += 1
+        return adopted
 
     def get(self, vm_id: uuid.UUID) -> VmOwner:
         owner = self._owners.get(vm_id)
@@ -162,13 +199,43 @@ class VmRegistry:
     # -- events ----------------------------------------------------------------------------
 
     async def _pump(self) -> None:
-        async for event in self._port.events():
-            owner = self._owners.get(event.vm_id)
-            if owner is not None:
+        while True:
+            try:
+                async for event in self._port.events():
+                    self._route(event)
+            except ConnectionLost:
+                if not self._reconnect:
+                    raise
+                log.error("libvirt connection lost: reconnecting (verbs answer 40 meanwhile)")
+                await self._port.reconnect()
+                self.reconcile(await self._port.list_domains())
+
+    def _route(self, event: DomainEvent) -> None:
+        owner = self._owners.get(event.vm_id)
+        if owner is not None:
+            owner.post_event(event)
+        elif event.kind in (EventKind.DEFINED, EventKind.STARTED) and self.recovered.is_set():
+            assert self._tg is not None
+            self._tg.create_task(self._adopt_new(event), name=f"adopt:{event.vm_id}")
+
+    def reconcile(self, records: list[DomainRecord]) -> None:
+        """After a reconnect: tell each owner what changed while events could not arrive
+        (as the events libvirt would have sent), adopt new domains, and stop owners whose
+        domain vanished."""
+        seen = {r.vm_id for r in records}
+        for record in records:
+            owner = self._owners.get(record.vm_id)
+            if owner is None:
+                self.adopt(record)
+                log.info("adopted domain %s found after reconnecting", record.vm_id)
+                continue
+            for event in missed_events(owner.status, record):
                 owner.post_event(event)
-            elif event.kind in (EventKind.DEFINED, EventKind.STARTED) and self.recovered.is_set():
-                assert self._tg is not None
-                self._tg.create_task(self._adopt_new(event), name=f"adopt:{event.vm_id}")
+        for vm_id, owner in list(self._owners.items()):
+            if vm_id not in seen and owner.status is not VmStatus.DOWN:
+                log.warning("VM %s: its domain is gone after reconnecting", vm_id)
+                owner.post_event(DomainEvent(vm_id, EventKind.STOPPED, StopCause.UNKNOWN))
+        log.info("reconciled %d domains with libvirt after reconnecting", len(records))
 
     async def _adopt_new(self, event: DomainEvent) -> None:
         try:
@@ -182,3 +249,20 @@ class VmRegistry:
                 owner.vm_id,
                 "foreign" if owner.external else "hvagent metadata",
             )
+
+
+def missed_events(status: VmStatus, record: DomainRecord) -> list[DomainEvent]:
+    """The lifecycle events that take an owner in `status` to the domain's current state."""
+    vm_id, state = record.vm_id, record.state
+    if state is DomainState.SHUTOFF:
+        if status is VmStatus.DOWN:
+            return []
+        return [DomainEvent(vm_id, EventKind.STOPPED, record.stop_cause or StopCause.UNKNOWN)]
+    events = []
+    if status is VmStatus.DOWN:
+        events.append(DomainEvent(vm_id, EventKind.STARTED))
+    if state is DomainState.PAUSED and status is not VmStatus.PAUSED:
+        events.append(DomainEvent(vm_id, EventKind.SUSPENDED))
+    elif state is DomainState.RUNNING and status is VmStatus.PAUSED:
+        events.append(DomainEvent(vm_id, EventKind.RESUMED))
+    return events

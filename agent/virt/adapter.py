@@ -5,8 +5,10 @@ Events are delivered by libvirtaio on the event-loop thread to an EventFeed (vir
 whose stream `events()` returns. The runtime serialises calls per VM,
 so no VM ever has two calls in flight from hvagent.
 
-Connection loss is crash-only (shared/design/STYLE.md B.4): the close callback ends the event
-stream with `ConnectionLost`, the daemon exits non-zero, systemd restarts it into recovery.
+Connection loss (shared/design/STYLE.md B.4): the close callback ends the event stream with
+`ConnectionLost`. The registry then either exits the daemon non-zero (`[libvirt] reconnect =
+false`: crash-only, systemd restarts it into recovery) or calls `reconnect()`, which opens a
+new connection with capped backoff; calls made meanwhile fail with HypervisorUnavailable (40).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,14 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import libvirt
-import libvirtaio
 
 from agent import errors
 from agent.config import LibvirtConfig
 from agent.domxml import metadata
 from agent.virt import events as evtab
+from agent.virt import queries
+from agent.virt.connection import connect, drain_events, register_event_loop
 from agent.virt.errors import is_not_running, translate
 from agent.virt.feed import EventFeed
+from agent.virt.liveness import Liveness
 from agent.virt.port import (
     DomainEvent,
     DomainRecord,
@@ -43,25 +46,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_aio_impl: libvirtaio.virEventAsyncIOImpl | None = None
-
-
-def register_event_loop() -> libvirtaio.virEventAsyncIOImpl:
-    """Bind libvirt's event loop to the running asyncio loop; once per process.
-
-    libvirt allows exactly one registration per process, so later calls return the first
-    implementation (tests share one session-wide loop for this reason).
-    """
-    global _aio_impl
-    if _aio_impl is None:
-        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-        _aio_impl = libvirtaio.virEventRegisterAsyncIOImpl()
-    return _aio_impl
-
-
-def _xml_version(v: int) -> str:
-    return f"{v // 1_000_000}.{v // 1000 % 1000}.{v % 1000}"
-
 
 class LibvirtHypervisor:
     """One libvirt connection, its event callbacks and its call thread pool.
@@ -70,65 +54,104 @@ class LibvirtHypervisor:
     the connection and drains libvirtaio. Methods are called from the event-loop thread.
     """
 
-    def __init__(self, conn: libvirt.virConnect, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        conn: libvirt.virConnect,
+        pool: ThreadPoolExecutor,
+        uri: str,
+        *,
+        call_timeout_s: float = 60.0,
+    ) -> None:
+        self._uri = uri
         self._conn = conn
         self._pool = pool
         self._feed = EventFeed(conn)
+        self._call_timeout_s = call_timeout_s
+        self.liveness = Liveness()
         # Bulk stats for metrics run on their own threads: a domain stuck in a QEMU monitor
         # call may hold one of these, never the verbs' pool.
         self._stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="libvirt-stats")
-        # Set by the daemon: called with (call name, seconds) after every libvirt call.
+        # Set by the daemon: called with (call name, seconds) after every libvirt call, and
+        # with the call name when a call ran into its deadline.
         self.call_observer: Callable[[str, float], None] | None = None
+        self.timeout_observer: Callable[[str], None] | None = None
 
     @classmethod
-    async def open(cls, uri: str, *, threads: int = 8) -> LibvirtHypervisor:
+    async def open(
+        cls, uri: str, *, threads: int = 8, wait: bool = False, call_timeout_s: float = 60.0
+    ) -> LibvirtHypervisor:
+        """Connect to `uri`. With `wait`, an unreachable libvirtd is retried with capped
+        backoff (logged, no traceback) until it answers; else HypervisorUnavailable."""
         register_event_loop()
         pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="libvirt")
-        loop = asyncio.get_running_loop()
         try:
-            conn = await loop.run_in_executor(pool, libvirt.open, uri)
-        except libvirt.libvirtError as exc:
+            conn = await connect(pool, uri, wait=wait)
+        except BaseException:
             pool.shutdown(wait=False)
-            raise translate(exc, errors.HypervisorUnavailable, uri=uri) from exc
-        self = cls(conn, pool)
+            raise
+        self = cls(conn, pool, uri, call_timeout_s=call_timeout_s)
         self._feed.register()
         log.info("connected to libvirt at %s", uri)
         return self
+
+    async def reconnect(self) -> None:
+        """After the event stream ended with ConnectionLost: open a new connection (retried
+        with capped backoff until libvirtd answers) and stream its events. `events()` must
+        be called again afterwards."""
+        self._feed.deregister()
+        conn = await connect(self._pool, self._uri, wait=True)
+        old, self._conn = self._conn, conn
+        self._feed = EventFeed(conn)
+        self._feed.register()
+        with contextlib.suppress(libvirt.libvirtError):
+            await self._call("close", old.close)
+        log.info("reconnected to libvirt at %s", self._uri)
 
     # -- calls -----------------------------------------------------------------------------
 
     async def _call(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         """Run one blocking libvirt call on the pool; libvirt errors propagate as is.
 
-        Cancelling the awaiting coroutine does not stop the thread: the call runs to its end
-        and its result is dropped. Callers add `asyncio.timeout` where libvirt may block long.
+        While the liveness probe finds libvirt not answering, no call is made: the caller
+        gets HypervisorUnavailable (40) at once instead of a thread stuck behind a hung
+        libvirtd. Every call has a deadline ([libvirt] call_timeout_s); past it the caller
+        gets HypervisorUnavailable and the call is counted. Cancelling (or the deadline)
+        does not stop the thread: the call runs to its end and its result is dropped.
         """
+        if not self.liveness.answering:
+            raise errors.HypervisorUnavailable(
+                f"libvirt is not answering (no reply to a probe for "
+                f"{self.liveness.silent_s:.0f} s): {name} not attempted",
+                call=name,
+            )
         loop = asyncio.get_running_loop()
-        if self.call_observer is None:
-            return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
         start = time.monotonic()
         try:
-            return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+            async with asyncio.timeout(self._call_timeout_s):
+                return await loop.run_in_executor(self._pool, functools.partial(fn, *args))
+        except TimeoutError:
+            if self.timeout_observer is not None:
+                self.timeout_observer(name)
+            raise errors.HypervisorUnavailable(
+                f"libvirt did not answer {name} within {self._call_timeout_s:.0f} s", call=name
+            ) from None
         finally:
-            self.call_observer(name, time.monotonic() - start)
+            if self.call_observer is not None:
+                self.call_observer(name, time.monotonic() - start)
+
+    async def probe(self, *, interval_s: float, timeout_s: float) -> None:
+        """Keep `liveness` (and so `alive` and /readyz) up to date; runs until cancelled."""
+        await self.liveness.watch(
+            lambda: self._conn.getLibVersion(), interval_s=interval_s, timeout_s=timeout_s
+        )
 
     async def all_domain_stats(self) -> list[DomainStats]:
         """virConnectGetAllDomainStats with NOWAIT (where supported) on the stats executor."""
 
-        def work() -> list[DomainStats]:
-            flags = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
-            try:
-                raw = self._conn.getAllDomainStats(0, flags)
-            except libvirt.libvirtError:
-                if not flags:
-                    raise
-                raw = self._conn.getAllDomainStats(0, 0)  # NOWAIT unsupported by this driver
-            return [DomainStats(uuid.UUID(d.UUIDString()), d.name(), dict(s)) for d, s in raw]
-
         loop = asyncio.get_running_loop()
         start = time.monotonic()
         try:
-            return await loop.run_in_executor(self._stats_pool, work)
+            return await loop.run_in_executor(self._stats_pool, queries.domain_stats, self._conn)
         finally:
             if self.call_observer is not None:
                 self.call_observer("getAllDomainStats", time.monotonic() - start)
@@ -328,26 +351,8 @@ class LibvirtHypervisor:
             raise translate(exc, vmId=str(vm_id)) from exc
 
     async def host_facts(self) -> HostFacts:
-        def work() -> HostFacts:
-            model, mem, cpus, mhz, nodes, sockets, cores, threads = self._conn.getInfo()
-            return HostFacts(
-                hostname=socket.gethostname(),
-                capabilities_xml=self._conn.getCapabilities(),
-                cpu_model=model,
-                memory_mib=mem,
-                cpus=cpus,
-                mhz=mhz,
-                numa_nodes=nodes,
-                sockets_per_node=sockets,
-                cores_per_socket=cores,
-                threads_per_core=threads,
-                libvirt_version=_xml_version(self._conn.getLibVersion()),
-                hypervisor_version=_xml_version(self._conn.getVersion()),
-                hypervisor_type=self._conn.getType(),
-            )
-
         try:
-            return await self._call("host_facts", work)
+            return await self._call("host_facts", queries.host_facts, self._conn)
         except libvirt.libvirtError as exc:
             raise translate(exc) from exc
 
@@ -358,22 +363,24 @@ class LibvirtHypervisor:
 
     @property
     def alive(self) -> bool:
-        return not self._feed.closed and self._conn.isAlive() == 1
+        return not self._feed.closed and self.liveness.answering and self._conn.isAlive() == 1
 
     async def close(self) -> None:
         self._feed.deregister()
         await self._call("close", self._conn.close)
         self._pool.shutdown(wait=False)
         self._stats_pool.shutdown(wait=False)
-        if _aio_impl is not None:
-            await _aio_impl.drain()
+        await drain_events()
         log.info("libvirt connection closed")
 
 
 @contextlib.asynccontextmanager
 async def connected(cfg: LibvirtConfig) -> AsyncIterator[LibvirtHypervisor]:
-    """The daemon's libvirt connection as a lifecycle component: opened, then closed."""
-    port = await LibvirtHypervisor.open(cfg.uri, threads=cfg.call_threads)
+    """The daemon's libvirt connection as a lifecycle component: opened (waiting for
+    libvirtd when `reconnect` is on), then closed."""
+    port = await LibvirtHypervisor.open(
+        cfg.uri, threads=cfg.call_threads, wait=cfg.reconnect, call_timeout_s=cfg.call_timeout_s
+    )
     try:
         yield port
     finally:

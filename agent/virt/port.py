@@ -153,7 +153,12 @@ class Hypervisor(Protocol):
         """Bulk stats of every domain, taken on a separate small executor (never blocks verbs)."""
         ...
 
-    def events(self) -> AsyncIterator[DomainEvent]: ...
+    def events(self) -> AsyncIterator[DomainEvent]:
+        """The domain events of the current connection; ends with ConnectionLost."""
+        ...
+
+    async def reconnect(self) -> None:
+        """Open a new connection after ConnectionLost (waits until libvirt answers)."""
 
     @property
     def alive(self) -> bool: ...

@@ -86,6 +86,7 @@ class Agent:
             f'[libvirt]\nuri = "{URI}"\n'
             f'[virt]\ndomain_type = "qemu"\nconsole_log_dir = "{self.console_dir}"\n'
             "[metrics]\nsample_interval_s = 1.0\n"
+            f'[state]\ndir = "{tmp / "state"}"\n'
             # The test guest and each test's own temp dir hold the images (defaults stay).
             f'[host_access]\nimage_roots = ["{GUEST_DIR}", "{tmp}", "/var/lib/libvirt/images"]\n'
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -69,14 +72,29 @@ async def test_guest_powering_itself_off_is_user_shutdown(rpc, agent, guest, vir
         await events.close()
 
 
-async def test_libvirt_refusal_leaves_no_domain(rpc, guest, virconn):
+async def test_libvirt_refusal_leaves_no_domain(rpc, agent, guest, virconn):
     vm_id, params = guest_params(guest, kernel="/nonexistent/vmlinuz")
     await rpc.call("VM.create", vmID=vm_id, vmParams=params)
     down = await rpc.wait_status(vm_id, "Down", 60)
     assert (down["exitCode"], down["exitReason"]) == (1, 3)
     assert "/nonexistent/vmlinuz" in down["exitMessage"]
     assert vm_id not in {d.UUIDString() for d in virconn.listAllDomains(0)}
-    assert await rpc.call("VM.destroy", vmID=vm_id) is True
+
+    # Still Down with its reason after a restart (VDSM keeps it until VM.destroy), and
+    # gone for good after the destroy, restart or not.
+    assert agent.stop() == 0
+    agent.start()
+    again = RpcClient(agent.base, rpc.session)
+    await again.wait_ready(120)
+    kept = (await again.call("VM.getStats", vmID=vm_id))[0]
+    assert {k: kept[k] for k in ("status", "exitCode", "exitReason", "exitMessage")} == {
+        k: down[k] for k in ("status", "exitCode", "exitReason", "exitMessage")
+    }
+    assert await again.call("VM.destroy", vmID=vm_id) is True
+    assert agent.stop() == 0
+    agent.start()
+    await again.wait_ready(120)
+    assert (await again.error("VM.getStats", vmID=vm_id))["code"] == 1
 
 
 async def test_kill9_and_restart_readopts_running_vm(rpc, agent, guest, virconn):
@@ -157,3 +175,20 @@ async def test_duplicate_create_is_code_4_and_changes_nothing(rpc, guest, vircon
     assert err["code"] == 4
     assert virconn.lookupByUUIDString(vm_id).XMLDesc(0) == xml_before
     assert await rpc.call("VM.destroy", vmID=vm_id) is True
+
+
+async def test_qemu_killed_outside_hvagent_is_lost_connection(rpc, agent, guest, virconn):
+    """SIGKILL to QEMU (OOM killer, an operator): exitReason 2, as VDSM and this README say."""
+    vm_id, params = guest_params(guest)
+    events = await EventStream.open(rpc)
+    try:
+        await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+        await events.wait_status(vm_id, "Up", 60)
+        pid = int(Path(f"/run/libvirt/qemu/{params['vmName']}.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        down = await events.wait_status(vm_id, "Down", 60)
+        assert (down["exitCode"], down["exitReason"]) == (1, 2)
+        assert down["exitMessage"] == "Lost connection with qemu process"
+        assert await rpc.call("VM.destroy", vmID=vm_id) is True
+    finally:
+        await events.close()

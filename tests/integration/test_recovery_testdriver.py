@@ -84,3 +84,40 @@ async def test_domain_destroyed_outside_is_lost_connection(rpc, virconn):
     assert (down["exitCode"], down["exitReason"]) == (1, 2)
     await rpc.call("VM.destroy", vmID=vm_id)
     assert vm_id not in libvirt_uuids(virconn)
+
+
+async def test_a_vm_whose_start_failed_is_still_down_after_restart(
+    rpc, daemon, virconn, session, tmp_path
+):
+    """libvirt refused the domain, so no domain carries the exit info; hvagent keeps it in
+    [state] dir and lists the VM Down with its reason until VM.destroy, restarts included."""
+    vm_id = str(uuid.uuid4())
+    params = {"vmId": vm_id, "vmName": f"fail-{vm_id[:8]}", "memSize": 64}
+    await rpc.call("VM.create", vmID=vm_id, vmParams={**params, "emulatedMachine": "no such"})
+    down = await rpc.wait_status(vm_id, "Down", 10)
+    assert (down["exitCode"], down["exitReason"]) == (1, 3)
+    assert vm_id not in libvirt_uuids(virconn)
+    assert await daemon.stop() == 0
+
+    keys = ("status", "exitCode", "exitReason", "exitMessage")
+    second = Daemon(make_config(tmp_path, SHARED_URI))
+    try:
+        rpc2 = RpcClient(second.base, session)
+        await rpc2.wait_ready(30)
+        kept = (await rpc2.call("VM.getStats", vmID=vm_id))[0]
+        assert {k: kept[k] for k in keys} == {k: down[k] for k in keys}
+        assert vm_id in [e["vmId"] for e in await rpc2.call("Host.getVMList")]
+        # the name stays taken while the VM is listed, as for any Down VM
+        other = str(uuid.uuid4())
+        err = await rpc2.error("VM.create", vmID=other, vmParams={**params, "vmId": other})
+        assert err["code"] == 4 and err["data"]["param"] == "vmName"
+        assert await rpc2.call("VM.destroy", vmID=vm_id) is True
+    finally:
+        assert await second.stop() == 0
+    third = Daemon(make_config(tmp_path, SHARED_URI))
+    try:
+        rpc3 = RpcClient(third.base, session)
+        await rpc3.wait_ready(30)
+        assert (await rpc3.error("VM.getStats", vmID=vm_id))["code"] == 1
+    finally:
+        assert await third.stop() == 0

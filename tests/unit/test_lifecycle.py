@@ -64,3 +64,26 @@ async def test_a_crashed_background_task_ends_wait_with_its_error():
             await life.background("pump", crash)
             await life.wait(asyncio.Event().wait())
     assert sleeper.cancelled()
+
+
+def test_exit_goes_past_a_thread_stuck_in_a_call(caplog):
+    """A libvirt call that never returns must not keep hvagent from exiting (issue: SIGTERM
+    hung forever while a worker thread waited on a domain job)."""
+    import threading
+
+    from agent.daemon import exit_past_stuck_threads
+
+    release = threading.Event()
+    stuck = threading.Thread(target=release.wait, name="libvirt_0")
+    stuck.start()
+    exits: list[int] = []
+    try:
+        exit_past_stuck_threads(0, grace_s=0.1, exit_now=exits.append, threads=[stuck])
+    finally:
+        release.set()
+        stuck.join()
+    assert exits == [0]
+    assert "exiting with 1 thread(s) still in a call: libvirt_0" in caplog.text
+    exits.clear()
+    exit_past_stuck_threads(0, grace_s=0.1, exit_now=exits.append, threads=[stuck])  # done now
+    assert exits == []

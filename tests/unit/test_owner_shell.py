@@ -224,3 +224,86 @@ async def test_a_new_operation_kind_plugs_into_the_shell(monkeypatch):
     resumed = again.owner.ops.current
     assert isinstance(resumed, Cleanup) and resumed.seen == ["resume"]
     await again.stop()
+
+
+@pytest.mark.parametrize(
+    ("cause", "reason", "code"),
+    [
+        (StopCause.FAILED, ExitReason.LOST_QEMU_CONNECTION, 1),  # QEMU killed under the guest
+        (StopCause.CRASHED, ExitReason.LOST_QEMU_CONNECTION, 1),
+        (StopCause.DESTROYED, ExitReason.LOST_QEMU_CONNECTION, 1),  # virsh destroy
+        (StopCause.SHUTDOWN, ExitReason.USER_SHUTDOWN, 0),
+    ],
+)
+async def test_a_stop_outside_hvagent_reports_vdsm_exit_reason(cause, reason, code):
+    rig = Rig()
+    await settle()
+    rig.owner.post_event(DomainEvent(VM, EventKind.STOPPED, cause))
+    await settle()
+    stats = rig.owner.stats()
+    assert (stats["status"], stats["exitReason"], stats["exitCode"]) == ("Down", reason, code)
+    assert rig.port.meta[VM].exit.reason is reason  # persisted for a restarted hvagent
+    await rig.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "cause", "kinds"),
+    [
+        (VmStatus.UP, DomainState.RUNNING, None, []),
+        (VmStatus.UP, DomainState.SHUTOFF, StopCause.CRASHED, [EventKind.STOPPED]),
+        (VmStatus.UP, DomainState.PAUSED, None, [EventKind.SUSPENDED]),
+        (VmStatus.PAUSED, DomainState.RUNNING, None, [EventKind.RESUMED]),
+        (VmStatus.DOWN, DomainState.RUNNING, None, [EventKind.STARTED]),
+        (VmStatus.DOWN, DomainState.PAUSED, None, [EventKind.STARTED, EventKind.SUSPENDED]),
+        (VmStatus.DOWN, DomainState.SHUTOFF, StopCause.SHUTDOWN, []),
+    ],
+)
+def test_missed_events_bring_an_owner_to_the_domain_state(status, state, cause, kinds):
+    from agent.runtime.registry import missed_events
+    from agent.virt.port import DomainRecord
+
+    events = missed_events(status, DomainRecord(VM, state, cause, ""))
+    assert [e.kind for e in events] == kinds
+    assert all(e.vm_id == VM for e in events)
+    if kinds == [EventKind.STOPPED]:
+        assert events[0].stop_cause is cause
+
+
+async def test_reconcile_after_a_reconnect_updates_adopts_and_stops():
+    """The registry after a lost connection: the owner of a domain that stopped meanwhile
+    goes Down, a domain defined meanwhile is adopted, an owner whose domain vanished is
+    stopped (crash containment and events as usual)."""
+    from agent.runtime.registry import VmRegistry
+    from agent.virt.port import DomainRecord
+
+    clock = FakeClock()
+    port = FakeHypervisor(clock)
+    registry = VmRegistry(port, StatusBus(), reconnect=True, clock=clock)
+    task = asyncio.create_task(registry.run())
+    await registry.wait_started()
+    stopped, vanished, new = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    meta = "<metadata><vm xmlns='https://hvagent.org/xmlns/vm/1.0'/></metadata>"
+
+    def xml(vm_id: uuid.UUID) -> str:
+        return (
+            f"<domain type='qemu'><name>n{vm_id.hex[:6]}</name><uuid>{vm_id}</uuid>{meta}</domain>"
+        )
+
+    for vm_id in (stopped, vanished):
+        port.guests[vm_id] = FakeGuest()
+        registry.adopt(DomainRecord(vm_id, DomainState.RUNNING, None, xml(vm_id)))
+    registry.recovered.set()
+    await settle()
+    registry.reconcile(
+        [
+            DomainRecord(stopped, DomainState.SHUTOFF, StopCause.CRASHED, xml(stopped)),
+            DomainRecord(new, DomainState.RUNNING, None, xml(new)),
+        ]
+    )
+    await settle()
+    assert registry.get(stopped).stats()["exitReason"] == ExitReason.LOST_QEMU_CONNECTION
+    assert registry.get(vanished).status is VmStatus.DOWN
+    assert registry.get(new).status is VmStatus.UP
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

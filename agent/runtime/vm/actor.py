@@ -30,6 +30,7 @@ from agent.config import PowerConfig
 from agent.domxml.live import DomainFacts
 from agent.logs import vm_id_var
 from agent.runtime.bus import StatusBus
+from agent.runtime.records import DownRecords
 from agent.runtime.vm import operations, reporting
 from agent.runtime.vm.commands import Command, DestroyCommand
 from agent.runtime.vm.console_watch import ConsoleObserver, ConsoleWatch
@@ -67,8 +68,10 @@ class VmOwner:
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
+        records: DownRecords | None = None,
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
+        self.records = records or DownRecords(None)
         self.port = port
         self.power_config = power_config or PowerConfig()
         self.clock: Clock = clock or RealClock(asyncio.sleep)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from agent import consoles, errors, power
 from agent.logs import Secret
+from agent.runtime.records import DownRecord
 from agent.runtime.vm.power_op import PowerLadder
 from agent.sessions import DisconnectPolicy
 from agent.status import ExitInfo, ExitReason, VmStatus
@@ -49,7 +50,10 @@ class LaunchCommand(Command):
             await vm.port.define_and_start(self.xml, paused=self.paused)
         except errors.AgentError as exc:
             log.warning("VM failed to start: %s", exc.reason)
-            vm.set_status(VmStatus.DOWN, ExitInfo.of(ExitReason.LIBVIRT_START_FAILED, exc.reason))
+            exit_info = ExitInfo.of(ExitReason.LIBVIRT_START_FAILED, exc.reason)
+            # No domain is left to carry the exit info: keep it where a restart finds it.
+            await vm.records.save(DownRecord(vm.vm_id, vm.state.facts.name, exit_info))
+            vm.set_status(VmStatus.DOWN, exit_info)
             return
         await vm.domain_started()
         vm.set_status(VmStatus.PAUSED if self.paused else VmStatus.UP)
@@ -69,6 +73,7 @@ class DestroyCommand(Command):
             await vm.port.destroy(vm.vm_id, graceful_attempts=self.graceful_attempts)
             vm.set_status(VmStatus.DOWN, ExitInfo.of(ExitReason.ADMIN_SHUTDOWN))
         await vm.port.undefine(vm.vm_id)
+        await vm.records.remove(vm.vm_id)  # a Down record, if its start had failed
         log.info("VM destroyed and undefined")
         vm.forget()
 

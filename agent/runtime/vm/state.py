@@ -49,7 +49,9 @@ def exit_for_stop(cause: StopCause | None, requested: ExitReason | None) -> Exit
         case StopCause.SAVED:
             return ExitInfo.of(ExitReason.SAVE_STATE_SUCCEEDED)
         case StopCause.FAILED:
-            return ExitInfo.of(ExitReason.GENERIC_ERROR, "The domain failed to start or run")
+            # libvirt's STOPPED/FAILED: the emulator died (SIGKILL, OOM) under a running
+            # guest; VDSM reports that as the lost QEMU connection.
+            return ExitInfo.of(ExitReason.LOST_QEMU_CONNECTION)
         case _:
             return ExitInfo.of(ExitReason.GENERIC_ERROR, "The domain is not running")
 
