@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 LISTEN ?= 127.0.0.1:54321
 export HVAGENT_GUEST_DIR := $(GUEST_DIR)
 
-.PHONY: run test unit integration e2e host host-packages guest venv lint bench fuzz load clean
+.PHONY: run test unit integration e2e host host-packages package-tools deb guest venv lint bench fuzz load clean
 
 ## run: start hvagent on the embedded QEMU driver (no libvirtd), domain type qemu
 run: host-packages venv guest
@@ -20,8 +20,9 @@ run: host-packages venv guest
 	    --set virt.domain_type=qemu --set virt.console_log_dir=$(RUN_DIR)/console \
 	    --set 'host_access.image_roots=["$(GUEST_DIR)", "/var/lib/libvirt/images"]'
 
-## test: the whole suite: unit, integration (libvirt test driver), e2e (libvirtd + QEMU guests)
-test: host venv guest
+## test: the whole suite: unit, integration (libvirt test driver), e2e (libvirtd + QEMU guests),
+## package (the Debian package in a Debian 12 root, booted with systemd)
+test: host package-tools venv guest
 	$(VENV)/bin/pytest -p no:cacheprovider tests
 
 unit: venv
@@ -38,6 +39,13 @@ host:
 
 host-packages:
 	$(SUDO) scripts/host-setup.sh --packages-only
+
+package-tools:
+	$(SUDO) scripts/host-setup.sh --package-tools
+
+## deb: the Debian package, build/deb/hvagent_<version>_amd64.deb (README: Install on a host)
+deb: package-tools
+	$(SUDO) scripts/build-deb.sh
 
 guest:
 	$(SUDO) tests/guest/build.sh $(GUEST_DIR)

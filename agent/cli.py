@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent import cli_he
+from agent import __version__, cli_he
 from agent.api.client import DEFAULT_SOCKET, Client, Unreachable
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     p.add_argument("-f", "--file", type=Path, help="read the params as a JSON object from FILE")
     p.add_argument("-h", "--help", action="store_true", help="show this help and the verbs")
+    p.add_argument("--version", action="version", version=f"hvagent-client {__version__}")
     cli_he.add_arguments(p)
     p.add_argument("namespace", nargs="?", help="Host, VM, ..., 'events' or 'he-start'")
     p.add_argument("verb", nargs="?")

@@ -8,6 +8,8 @@
 #
 #   scripts/host-setup.sh                  everything, ends with libvirtd answering
 #   scripts/host-setup.sh --packages-only  no daemons (for the embedded QEMU driver)
+#   scripts/host-setup.sh --package-tools  only the tools that build and test the Debian
+#                                          package (make deb, tests/package)
 set -euo pipefail
 
 PACKAGES=(
@@ -15,16 +17,24 @@ PACKAGES=(
     qemu-system-x86 qemu-utils cpio busybox-static gcc python3-venv
     systemd  # systemd-analyze verify in tests/integration/test_systemd_unit.py
 )
+# make deb (debian/rules: debhelper, dh_python3, pip for the bundled wheels) and
+# tests/package (lintian, debootstrap for a Debian 12 root, systemd-nspawn to boot it).
+PACKAGE_TOOLS=(
+    debhelper dh-python dpkg-dev python3-pip python3-setuptools python3-wheel
+    lintian debootstrap systemd-container
+)
 QEMU_CONF=/etc/libvirt/qemu.conf
 MARKER="# hvagent test rig v2"
 SPICE_PKI=/etc/pki/libvirt-spice  # test CA + server cert for SPICE TLS
 READY_TIMEOUT=60  # seconds to wait for libvirtd to answer
 
 packages_only=false
+package_tools=false
 case "${1:-}" in
     "") ;;
     --packages-only) packages_only=true ;;
-    *) echo "usage: $0 [--packages-only]" >&2; exit 2 ;;
+    --package-tools) package_tools=true ;;
+    *) echo "usage: $0 [--packages-only | --package-tools]" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -35,15 +45,23 @@ fi
 # --- packages -------------------------------------------------------------------------
 # dpkg-query rather than `dpkg -s`: a removed package whose config files remain is missing.
 installed() { [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]; }
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    installed "$pkg" || missing+=("$pkg")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+install_missing() {
+    missing=()
+    for pkg in "$@"; do
+        installed "$pkg" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+if $package_tools; then
+    install_missing "${PACKAGE_TOOLS[@]}"
+    echo "host-setup: ok: package tools: ${#missing[@]} installed"
+    exit 0
 fi
+install_missing "${PACKAGES[@]}"
 
 # --- users and groups (libvirtd refuses to start without them) -------------------------
 getent group kvm >/dev/null || groupadd -r kvm

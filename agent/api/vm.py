@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import math
 from typing import Any
 
-from agent import consoles, errors, intake, power, sessions, wirevalues
+from agent import consoles, errors, power, sessions, wirevalues
 from agent.api.context import Services
-from agent.intake import launch
 from agent.logs import Secret
 from agent.runtime.vm import (
     DestroyOnRebootCommand,
@@ -21,26 +18,8 @@ from agent.wirevalues import parse_bool, parse_uuid, scrub
 
 
 async def create(services: Services, vmID: Any, vmParams: Any) -> dict[str, Any]:
-    vm_id = parse_uuid(vmID, "vmID")
-    if intake.wants(vmParams):  # ovf / vmConf / ova: converted to vmParams, with warnings
-        return await _create_from(services, vm_id, vmParams)
-    return await services.registry.create(vm_id, vmParams)
-
-
-async def _create_from(services: Services, vm_id: Any, vmParams: Any) -> dict[str, Any]:
-    caps = (await services.port.host_facts()).capabilities_xml
-
-    def convert() -> intake.Converted:  # blocking: file look-ups, OVA extraction
-        return intake.convert(vm_id, vmParams, intake.host_view(services.virt, caps))
-
-    converted = await asyncio.to_thread(convert)
-    try:
-        planned = launch.plan(vm_id, converted.params, services.virt)
-        planned = dataclasses.replace(planned, warnings=(*converted.warnings, *planned.warnings))
-        return await services.registry.launch(planned)
-    except BaseException:
-        converted.rollback()
-        raise
+    """vmParams: legacy fields, engine `xml`, or a hosted-engine `ovf`/`vmConf`/`ova`."""
+    return await services.registry.create(parse_uuid(vmID, "vmID"), vmParams)
 
 
 async def destroy(services: Services, vmID: Any, gracefulAttempts: Any = 1) -> bool:

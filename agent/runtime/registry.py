@@ -1,8 +1,8 @@
 """VmRegistry: vm_id -> VmOwner; creates, supervises and removes owners; routes events.
 
 VM.create comes here with the request as sent: the registry has the intake turn it into a
-launch plan (agent/intake/launch.py, pure: every check before libvirt is touched), then
-starts the VM's owner, which defines and starts the domain.
+launch plan (runtime/creation.py -> agent/intake/: every check before libvirt is touched),
+then starts the VM's owner, which defines and starts the domain.
 
 `run()` is the registry's life: a TaskGroup holding the event pump and every owner task. A
 bug that escapes an owner's loop ends the group and so the daemon (systemd brings it back into
@@ -28,7 +28,8 @@ from agent.config import HostAccessConfig, PowerConfig, VirtConfig
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
 from agent.intake.hostaccess import host_emulators
-from agent.intake.launch import Launch, plan
+from agent.intake.launch import Launch
+from agent.runtime import creation
 from agent.runtime.bus import StatusBus
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
@@ -147,11 +148,14 @@ class VmRegistry:
     # -- verbs -----------------------------------------------------------------------------
 
     async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
-        """VM.create: plan the launch, answer WaitForLaunch at once (with the plan's warnings);
-        the owner then defines and starts the domain."""
+        """VM.create: plan the launch (runtime/creation.py), answer WaitForLaunch at once
+        with the plan's warnings; the owner then defines and starts the domain. The plan is
+        checked against [host_access] with the host's emulators (from capabilities, cached)."""
         if self._emulators is None:
             self._emulators = host_emulators((await self._port.host_facts()).capabilities_xml)
-        return await self.launch(plan(vm_id, params, self._virt, self._access, self._emulators))
+        access = (self._access, self._emulators)
+        async with creation.planned(self._port, self._virt, vm_id, params, access) as planned:
+            return await self.launch(planned)
 
     async def launch(self, planned: Launch) -> dict[str, Any]:
         """Start a planned VM. `planned` is fully validated and rendered: nothing here can fail
