@@ -12,11 +12,14 @@ Domain XML (the engine's, and hvagent's own built from vmParams, checked the sam
 - `<emulator>` only if it is one of the host's own (from libvirt's capabilities; the caller
   hands them in); libvirt picks the right one when the element is absent;
 - no element in the `qemu:` namespace (command-line passthrough);
-- no `<hostdev>` or `<interface type='hostdev'>` unless `allow_hostdev`, no `<filesystem>`
-  unless `allow_filesystem`; no `<seclabel type='none'>` unless `allow_seclabel_none`;
+- no host device unless `allow_hostdev`: `<hostdev>`, `<interface type='hostdev'>`, TPM
+  passthrough, `<input type='passthrough|evdev'>`, `<smartcard mode='host'>`; `<rng>` reads
+  only /dev/urandom, /dev/random or /dev/hwrng; no `<filesystem>` unless `allow_filesystem`;
+  no `<seclabel type='none'>` unless `allow_seclabel_none`;
 - chardevs (`<serial>`, `<parallel>`, `<console>`, `<channel>`) of type file, pipe, dev or
-  unix, and every `<log file>`, only under `chardev_roots` (hvagent's own directories and
-  libvirt's);
+  unix, every `<log file>`, `<graphics>` sockets and `<shmem>` servers only under
+  `chardev_roots` (hvagent's own directories and libvirt's); `<os><acpi><table>` under the
+  image roots;
 - no interface `<script>` or `<downscript>`.
 A refusal is -32602 naming the field (`data.param`: e.g. `devices[0].path`, `kernel`,
 `vmParams.xml`) with the element or path in `data.reason`. Pure except `os.path.realpath`.
@@ -41,6 +44,15 @@ XML_PARAM = "vmParams.xml"
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 _CHARDEVS = ("serial", "parallel", "console", "channel")
 _CHARDEV_FILES = ("file", "pipe", "dev", "unix")
+_HOST_DEVICES = (
+    ("devices/hostdev", "<hostdev>"),
+    ("devices/interface[@type='hostdev']", "<interface type='hostdev'>"),
+    ("devices/tpm/backend[@type='passthrough']", "<tpm> passthrough"),
+    ("devices/input[@type='passthrough']", "<input type='passthrough'>"),
+    ("devices/input[@type='evdev']", "<input type='evdev'>"),
+    ("devices/smartcard[@mode='host']", "<smartcard mode='host'>"),
+)
+_RNG_SOURCES = ("/dev/urandom", "/dev/random", "/dev/hwrng")
 
 
 def for_host(policy: Policy, virt: VirtConfig) -> Policy:
@@ -129,11 +141,16 @@ def check_domain(root: etree._Element, policy: Policy, emulators: Iterable[str])
                 f"<emulator> {wirevalues.echo(text)} is not this host's emulator "
                 f"({', '.join(sorted(allowed)) or 'unknown'}); leave it out and libvirt picks it"
             )
-    if not policy.allow_hostdev and (
-        root.find("devices/hostdev") is not None
-        or root.find("devices/interface[@type='hostdev']") is not None
-    ):
-        raise _xml("<hostdev> passes a host device through ([host_access] allow_hostdev)")
+    if not policy.allow_hostdev:
+        for path, what in _HOST_DEVICES:
+            if root.find(path) is not None:
+                raise _xml(f"{what} hands a host device to the VM ([host_access] allow_hostdev)")
+    for el in root.iterfind("devices/rng/backend[@model='random']"):
+        if (el.text or "").strip() not in _RNG_SOURCES:
+            raise _xml(
+                f"<rng> backend {wirevalues.echo(el.text or '')} is not one of "
+                f"{', '.join(_RNG_SOURCES)}"
+            )
     if not policy.allow_filesystem and root.find("devices/filesystem") is not None:
         raise _xml("<filesystem> shares host files ([host_access] allow_filesystem)")
     if not policy.allow_seclabel_none and root.find(".//seclabel[@type='none']") is not None:
@@ -162,6 +179,13 @@ def _check_chardevs(root: etree._Element, policy: Policy) -> None:
                             policy.chardev_roots,
                             policy,
                         )
+    for el in root.iterfind("devices/graphics"):
+        for sock in (el.get("socket"), *(ls.get("socket") for ls in el.iterfind("listen"))):
+            if sock:
+                _xml_path(sock, "<graphics> socket", policy.chardev_roots, policy)
+    for el in root.iterfind("devices/shmem/server"):
+        if el.get("path"):
+            _xml_path(el.get("path", ""), "<shmem> server", policy.chardev_roots, policy)
     for log in root.iterfind("devices//log"):
         if log.get("file"):
             _xml_path(log.get("file", ""), "<log file>", policy.chardev_roots, policy)
@@ -175,6 +199,9 @@ def _check_files(root: etree._Element, policy: Policy) -> None:
                     _xml_path(
                         source.get(attr, ""), f"<disk> <source {attr}>", policy.image_roots, policy
                     )
+    for el in root.iterfind("os/acpi/table"):
+        if (el.text or "").strip():
+            _xml_path(el.text.strip(), "<os><acpi><table>", policy.image_roots, policy)
     for tag in ("kernel", "initrd", "dtb"):
         for el in root.iterfind(f"os/{tag}"):
             if (el.text or "").strip():

@@ -149,6 +149,15 @@ XML = [
         },
         "block device",
     ),
+    ({"devices": "<tpm><backend type='passthrough'/></tpm>"}, "<tpm> passthrough"),
+    ({"devices": "<input type='evdev'><source dev='/dev/input/event0'/></input>"}, "evdev"),
+    ({"devices": "<smartcard mode='host'/>"}, "<smartcard mode='host'>"),
+    (
+        {"devices": "<rng model='virtio'><backend model='random'>/etc/shadow</backend></rng>"},
+        "<rng>",
+    ),
+    ({"devices": "<graphics type='vnc' socket='/etc/x.sock'/>"}, "<graphics> socket"),
+    ({"os_extra": "<acpi><table type='slic'>/etc/shadow</table></acpi>"}, "<acpi>"),
     ({"os_extra": "<kernel>/etc/shadow</kernel>"}, "<os><kernel>"),
     ({"os_extra": "<loader>/etc/passwd</loader>"}, "<os><loader>"),
 ]
