@@ -34,9 +34,20 @@ class RpcConfig:
     socket_group: str = ""
     # Allow `listen` on a non-loopback address: plain HTTP, no authentication.
     insecure: bool = False
+    # A connection that has not sent a whole request head this long after it opened or after
+    # its last response is closed (idle and slow clients); aiohttp's keep-alive timeout.
+    idle_timeout_s: float = 15.0
+    # A request body not received whole in this time is answered 408.
+    body_timeout_s: float = 30.0
+    # Open HTTP connections, both listeners together; past it a new one gets 503 and is closed.
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         split_listen(self.listen)
+        if self.idle_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise ValueError("idle_timeout_s and body_timeout_s must be positive")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         if self.socket and not self.socket.startswith("/"):
             raise ValueError("socket must be an absolute path or empty")
 
@@ -216,6 +227,46 @@ class PowerConfig:
 
 
 @dataclass(frozen=True)
+class HostAccessConfig:
+    """[host_access]: what a VM may touch on the host; enforced by agent/intake/hostaccess.py."""
+
+    # Disk, cdrom and floppy images, kernels and initrds must resolve (symlinks followed)
+    # under one of these or [virt] image_root. /rhev/data-center: oVirt storage domains as an
+    # engine's XML (hosted engine included) names them.
+    image_roots: tuple[str, ...] = ("/var/lib/libvirt/images", "/rhev/data-center")
+    # Block devices (paths under /dev/) only from these prefixes.
+    block_prefixes: tuple[str, ...] = ("/dev/disk/by-id/", "/dev/mapper/")
+    # <loader> and <nvram> (engine XML) under these.
+    firmware_roots: tuple[str, ...] = (
+        "/usr/share/OVMF",
+        "/usr/share/AAVMF",
+        "/usr/share/edk2",
+        "/usr/share/qemu",
+        "/usr/share/seabios",
+        "/var/lib/libvirt/qemu/nvram",
+    )
+    # Chardev file/pipe/dev/unix sources and <log file> under these (plus [virt]
+    # console_log_dir).
+    chardev_roots: tuple[str, ...] = (
+        "/run/hvagent",
+        "/var/log/hvagent",
+        "/var/lib/libvirt/qemu",
+        "/run/libvirt/qemu",
+    )
+    # Engine XML may pass host devices (<hostdev>, TPM passthrough), share host directories
+    # (<filesystem>), or turn confinement off (<seclabel type='none'>) only when enabled.
+    allow_hostdev: bool = False
+    allow_filesystem: bool = False
+    allow_seclabel_none: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("image_roots", "block_prefixes", "firmware_roots", "chardev_roots"):
+            for path in getattr(self, name):
+                if not isinstance(path, str) or not path.startswith("/"):
+                    raise ValueError(f"{name} must hold absolute paths")
+
+
+@dataclass(frozen=True)
 class Config:
     rpc: RpcConfig = field(default_factory=RpcConfig)
     libvirt: LibvirtConfig = field(default_factory=LibvirtConfig)
@@ -226,6 +277,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     stomp: StompConfig = field(default_factory=StompConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    host_access: HostAccessConfig = field(default_factory=HostAccessConfig)
 
     @classmethod
     def defaults(cls) -> Config:
@@ -330,6 +382,10 @@ def _merge_section(source: str, name: str, current: Any, values: dict[str, Any])
         expected = type(getattr(current, key))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if expected is tuple and isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: expected a list of strings")
+            value = tuple(value)
         if type(value) is not expected:
             raise ConfigError(f"{where}: expected {expected.__name__}, got {type(value).__name__}")
         typed[key] = value

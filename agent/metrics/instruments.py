@@ -1,7 +1,10 @@
 """hvagent's own instruments, on a CollectorRegistry the daemon creates (never the global one).
 
 API for the parts that record (wired by their owners):
-- `rpc_finished(method, outcome, duration_s)`: api/rpc.py, once per verb call.
+- `rpc_finished(method, outcome, duration_s)`: api/rpc.py, once per verb call. Unknown verbs
+  arrive as one method name ("unknown", api/methods.py); any label value that is not short
+  printable ASCII is recorded as "invalid", so no request can add unbounded series or break
+  the exposition.
 - `libvirt_call(call, duration_s)`, `libvirt_call_timed_out(call)`: virt/adapter.py
   `call_observer`, `timeout_observer` (call names are hvagent's own, a fixed set).
 - `recovery_finished(duration_s)`: the daemon, after startup recovery.
@@ -154,7 +157,7 @@ class Instruments:
     # -- recording --------------------------------------------------------------------------
 
     def rpc_finished(self, method: str, outcome: str, duration_s: float) -> None:
-        self._rpc.record(method, outcome, duration_s)
+        self._rpc.record(label(method), label(outcome), duration_s)
 
     def libvirt_call(self, call: str, duration_s: float) -> None:
         self.libvirt_calls.labels(call).observe(duration_s)
@@ -192,6 +195,16 @@ class Instruments:
         subscribers: Callable[[], int],
     ) -> None:
         self._registry.register(_Live(vm_statuses, libvirt_up, subscribers))
+
+
+MAX_LABEL = 64
+
+
+def label(value: str) -> str:
+    """A label value as recorded: printable ASCII up to MAX_LABEL characters, else "invalid"."""
+    if len(value) <= MAX_LABEL and value.isascii() and value.isprintable():
+        return value
+    return "invalid"
 
 
 def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:

@@ -100,3 +100,18 @@ def test_plain_listeners_off_loopback_need_insecure(overrides, named):
 )
 def test_loopback_or_tls_needs_no_flag(overrides):
     assert config.load(None, overrides)
+
+
+def test_host_access_lists_from_toml(tmp_path):
+    path = write(tmp_path, '[host_access]\nimage_roots = ["/srv/images"]\nallow_hostdev = true\n')
+    cfg = config.load(path)
+    assert cfg.host_access.image_roots == ("/srv/images",)
+    assert cfg.host_access.allow_hostdev is True
+    assert cfg.host_access.block_prefixes == ("/dev/disk/by-id/", "/dev/mapper/")
+    for text, key in (
+        ('[host_access]\nimage_roots = ["rel"]\n', "host_access"),
+        ("[host_access]\nimage_roots = [1]\n", "image_roots"),
+        ('[host_access]\nimage_roots = "/srv"\n', "image_roots"),
+    ):
+        with pytest.raises(config.ConfigError, match=key):
+            config.load(write(tmp_path, text))
