@@ -5,7 +5,8 @@ Plain vmParams are planned at once (agent/intake/launch.py, pure). A hosted-engi
 facts: conversion may read files and extract an OVA, so it runs on a worker thread, and the
 files it made are removed again if the create fails before the VM's owner takes over.
 Payload disks (agent/intake/payload.py: validated first) are written the same way, on a
-worker thread before the domain is defined (runtime/payloads.py), and removed on failure.
+worker thread before the domain is defined (runtime/payloads.py), and removed on failure;
+the host-access policy then allows exactly those image files.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from agent import intake
-from agent.config import PayloadConfig, VirtConfig
+from agent.config import HostAccessConfig, PayloadConfig, VirtConfig
 from agent.intake import payload
 from agent.intake.launch import Launch, plan
 from agent.runtime import payloads
 from agent.virt.port import Hypervisor
+
+Access = tuple[HostAccessConfig, Iterable[str]]
 
 
 @asynccontextmanager
@@ -31,18 +34,20 @@ async def planned(
     virt: VirtConfig,
     vm_id: uuid.UUID,
     params: Any,
+    access: tuple[HostAccessConfig, Iterable[str]] = (HostAccessConfig(), ()),
     payload_cfg: PayloadConfig | None = None,
 ) -> AsyncIterator[Launch]:
     """The launch plan for a VM.create request; leaving the block with an error undoes
-    what a conversion made and removes the payload images written for it."""
+    what a conversion made and removes the payload images written for it. `access`: the
+    [host_access] policy and the host's emulators."""
     pcfg = payload_cfg or PayloadConfig()
     if not intake.wants(params):
         if not payload.wanted(params):
-            yield plan(vm_id, params, virt)
+            yield plan(vm_id, params, virt, *access)
             return
         params, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, params)
         try:
-            yield plan(vm_id, params, virt)
+            yield plan(vm_id, params, virt, *_allowing(access, paths))
         except BaseException:
             await asyncio.to_thread(payloads.remove, paths)
             raise
@@ -56,12 +61,21 @@ async def planned(
     paths: list[str] = []
     try:
         out, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, converted.params)
-        launch = plan(vm_id, out, virt)
+        launch = plan(vm_id, out, virt, *_allowing(access, paths))
         yield dataclasses.replace(launch, warnings=(*converted.warnings, *launch.warnings))
     except BaseException:
         await asyncio.to_thread(payloads.remove, paths)
         await asyncio.to_thread(converted.rollback)
         raise
+
+
+def _allowing(access: Access, paths: list[str]) -> Access:
+    """The policy with this create's own payload images allowed (only those files: another
+    VM's payload in the same directory stays out of reach)."""
+    policy, emulators = access
+    if not paths:
+        return access
+    return dataclasses.replace(policy, image_roots=(*policy.image_roots, *paths)), emulators
 
 
 def _with_payloads(cfg: PayloadConfig, vm_id: uuid.UUID, params: Any) -> tuple[Any, list[str]]:

@@ -24,9 +24,10 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import PayloadConfig, PowerConfig, VirtConfig
+from agent.config import HostAccessConfig, PayloadConfig, PowerConfig, VirtConfig
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
+from agent.intake.hostaccess import host_emulators
 from agent.intake.launch import Launch
 from agent.runtime import creation
 from agent.runtime.bus import StatusBus
@@ -53,6 +54,7 @@ class VmRegistry:
         bus: StatusBus,
         *,
         virt: VirtConfig | None = None,
+        access: HostAccessConfig | None = None,
         reconnect: bool = False,
         records: DownRecords | None = None,
         power_config: PowerConfig | None = None,
@@ -66,6 +68,8 @@ class VmRegistry:
         self._payload = payload or PayloadConfig()
         self._bus = bus
         self._virt = virt or VirtConfig()
+        self._access = access or HostAccessConfig()
+        self._emulators: frozenset[str] | None = None  # the host's, from capabilities
         self._reconnect = reconnect
         self._records = records or DownRecords(None)
         self._owner_kw: dict[str, Any] = {
@@ -150,9 +154,13 @@ class VmRegistry:
 
     async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
         """VM.create: plan the launch (runtime/creation.py), answer WaitForLaunch at once
-        with the plan's warnings; the owner then defines and starts the domain."""
+        with the plan's warnings; the owner then defines and starts the domain. The plan is
+        checked against [host_access] with the host's emulators (from capabilities, cached)."""
+        if self._emulators is None:
+            self._emulators = host_emulators((await self._port.host_facts()).capabilities_xml)
+        access = (self._access, self._emulators)
         async with creation.planned(
-            self._port, self._virt, vm_id, params, self._payload
+            self._port, self._virt, vm_id, params, access, self._payload
         ) as planned:
             return await self.launch(planned)
 

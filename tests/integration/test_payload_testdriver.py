@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from lxml import etree
 
+from agent import config
 from tests.client import RpcClient
 from tests.integration.conftest import SHARED_URI, Daemon, libvirt_uuids, make_config
 
@@ -259,3 +260,33 @@ async def test_images_of_a_vm_that_went_down_while_hvagent_was_away_are_removed(
         await rpc2.call("VM.destroy", vmID=vm_id)
     finally:
         assert await second.stop() == 0
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def strict_daemon(tmp_path, virconn):
+    """[host_access] at its defaults: the payload dir is no image root."""
+    cfg = make_config(tmp_path, SHARED_URI)
+    cfg = dataclasses.replace(cfg, host_access=config.HostAccessConfig())
+    d = Daemon(cfg)
+    yield d
+    if not d.task.done():
+        assert await d.stop() == 0
+
+
+async def test_host_access_allows_exactly_the_images_of_this_create(
+    strict_daemon, session, virconn
+):
+    rpc = RpcClient(strict_daemon.base, session)
+    await rpc.wait_ready(30)
+    first = str(uuid.uuid4())
+    await rpc.call("VM.create", vmID=first, vmParams=vm_params(first, payload_dev({"a": ""})))
+    await rpc.wait_status(first, "Up", 30)
+    (_, theirs) = disk_sources(virconn, first)["hda"]
+    # Another create naming the first VM's image as a cdrom is refused, nothing written.
+    second = str(uuid.uuid4())
+    steal = {"type": "disk", "device": "cdrom", "path": theirs, "index": 1}
+    params = vm_params(second, payload_dev({"b": ""}), steal)
+    err = await rpc.error("VM.create", vmID=second, vmParams=params)
+    assert (err["code"], err["data"]["param"]) == (-32602, "devices[1].path")
+    assert [n for n in listing(strict_daemon) if n.startswith(second)] == []
+    await rpc.call("VM.destroy", vmID=first)
