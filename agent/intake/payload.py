@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 
 from lxml import etree
 
+from agent import wirevalues
 from agent.domxml import XmlError, parse, to_string
 from agent.errors import InvalidParams, MissingParameter
 
@@ -44,7 +46,6 @@ MAX_LABEL = {"iso": 32, "floppy": 11}
 # A 1.44 MB FAT12 floppy: 2847 data clusters of 512 bytes.
 FLOPPY_CLUSTERS = 2847
 _FAT_BAD = set('"*:<>?\\|')
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -183,21 +184,14 @@ def _vm_payload(raw: Any, where: str, kind: str, budget: _Budget) -> Image:
 
 
 def _quote(key: Any) -> str:
-    text = key if isinstance(key, str) else repr(key)
-    text = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return f'"{text[:80]}"'
+    """The key as it appears in `data.param`: JSON-quoted ASCII, cut to 80 characters."""
+    return json.dumps(key[:80] if isinstance(key, str) else str(key)[:80], ensure_ascii=True)
 
 
 def _rel_path(key: Any, param: str, kind: str) -> str:
     if not isinstance(key, str) or not key:
         raise bad(param, "the file name must be a non-empty relative path")
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        raise bad(param, "the file name is not valid Unicode") from None
-    if _CONTROL.search(key):
-        raise bad(param, "the file name has control characters")
+    wirevalues.check(key, param)  # controls, surrogates, non-characters, length
     if key.startswith("/"):
         raise bad(param, "the file name must be relative, not absolute")
     parts = key.split("/")

@@ -71,8 +71,10 @@ def test_missing_file_is_code_11_naming_it():
         ("", "non-empty"),
         ("a//b", "empty"),
         ("./a", "'.'"),
-        ("a\x00b", "control"),
-        ("a\ud800", "Unicode"),
+        ("a\x00b", "not allowed"),
+        ("a\x85b", "not allowed"),
+        ("a\ufffe", "not allowed"),
+        ("a\ud800", "not allowed"),
         ("x" * 65, "longer"),
         ("/".join("d" * 8), "deeper"),
     ],
@@ -320,3 +322,9 @@ def test_a_failed_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(errors.CreateFailed):
         payloads.write(str(tmp_path), VM, [iso, flop])
     assert os.listdir(tmp_path) == []
+
+
+def test_the_param_escapes_hostile_keys():
+    exc = refused(params(device({"a\x00\nb\ud800": b64(b"x")})))
+    assert exc.data["param"] == 'devices[0].specParams.vmPayload.file["a\\u0000\\nb\\ud800"]'
+    assert exc.data["param"].isascii() and exc.data["param"].isprintable()
