@@ -52,10 +52,11 @@ async def planned(
             await asyncio.to_thread(payloads.remove, paths)
             raise
         return
-    caps = (await port.host_facts()).capabilities_xml
+    facts = await port.host_facts()
 
     def convert() -> intake.Converted:  # blocking: file look-ups, OVA extraction
-        return intake.convert(vm_id, params, intake.host_view(virt, caps))
+        host = intake.host_view(virt, facts.capabilities_xml, facts.domain_capabilities_xml)
+        return intake.convert(vm_id, params, host)
 
     converted = await asyncio.to_thread(convert)
     paths: list[str] = []
