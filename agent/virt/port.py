@@ -50,6 +50,7 @@ class EventKind(StrEnum):
     GRAPHICS_CONNECT = "graphics-connect"
     GRAPHICS_INITIALIZE = "graphics-initialize"
     GRAPHICS_DISCONNECT = "graphics-disconnect"
+    RTC_CHANGE = "rtc-change"  # the guest set its clock: `utc_offset` is the new offset
     OTHER = "other"
 
 
@@ -76,6 +77,8 @@ class DomainEvent:
     kind: EventKind
     stop_cause: StopCause | None = None  # set for STOPPED
     client: GraphicsClient | None = None  # set for GRAPHICS_*
+    utc_offset: int | None = None  # set for RTC_CHANGE: the RTC's offset from UTC (s)
+    pause_code: str | None = None  # set for SUSPENDED: "NOERR", or "EIO" on an I/O error
 
 
 @dataclass(frozen=True)
