@@ -119,7 +119,8 @@ def _disk(
         "writeOps": str(int(cur.get(k + "wr.reqs", 0))),
         "readBytes": str(int(cur.get(k + "rd.bytes", 0))),
         "writtenBytes": str(int(cur.get(k + "wr.bytes", 0))),
-        "truesize": str(int(cur.get(k + "allocation", cur.get(k + "physical", 0)))),
+        # the image's size on the host (physical), else the highest written offset
+        "truesize": str(int(cur.get(k + "physical") or cur.get(k + "allocation", 0))),
         "apparentsize": str(int(cur.get(k + "capacity", 0))),
         "readRate": "0.00",
         "writeRate": "0.00",

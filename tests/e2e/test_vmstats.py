@@ -77,8 +77,10 @@ async def test_guest_stats_move_and_monitor_response_follows_qemu(
     assert int(vda["truesize"]) > 0
     assert float(vda["readRate"]) >= 0 and vda["readLatency"].replace(".", "").isdigit()
     assert first["monitorResponse"] == "0" and first["timeOffset"] == "0"
-    assert first["hash"] and first["memoryStats"]["mem_total"].isdigit()
+    # the test guest has no balloon driver: no memoryStats, but libvirt's balloon figures
+    assert first["hash"] and isinstance(first["memoryStats"], dict)
     assert first["balloonInfo"]["ballooning_enabled"] is True
+    assert first["balloonInfo"]["balloon_max"] == str(256 * 1024)
     # the guest's CPU time grows (TCG) and the percentages are computed from it
     later = await _stats_until(
         rpc,

@@ -135,3 +135,14 @@ async def test_pause_code_and_elapsed_time_reset_on_reboot():
         port.emit(DomainEvent(VM, EventKind.REBOOT))
         await settle()
         assert int(owner.stats()["elapsedTime"]) < 500
+
+
+def test_pause_code_from_the_suspended_event_detail():
+    import libvirt
+
+    from agent.virt import events as evtab
+
+    suspended = libvirt.VIR_DOMAIN_EVENT_SUSPENDED
+    assert evtab.pause_code(suspended, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR) == "EIO"
+    assert evtab.pause_code(suspended, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_PAUSED) == "NOERR"
+    assert evtab.pause_code(libvirt.VIR_DOMAIN_EVENT_RESUMED, 0) is None

@@ -137,10 +137,10 @@ def test_disks_by_name_across_reordered_samples():
     assert vda["flushLatency"] == "0"  # no flushes in the interval
     assert vda["readOps"] == "200" and vda["writeOps"] == "80"
     assert vda["readBytes"] == "20000" and vda["writtenBytes"] == "40960"
-    assert vda["truesize"] == "5000000" and vda["apparentsize"] == "10000000000"
+    assert vda["truesize"] == "6000000" and vda["apparentsize"] == "10000000000"
     assert vda["imageID"] == IMAGE and "imageID" not in sda
     assert sda["readRate"] == "0.00" and sda["readLatency"] == "0"
-    assert sda["flushLatency"] == "1000000.00" and sda["truesize"] == "5000001"
+    assert sda["flushLatency"] == "1000000.00" and sda["truesize"] == "6000001"
 
 
 def test_hot_plugged_disk_without_previous_sample():
@@ -156,6 +156,11 @@ def test_disk_in_xml_but_not_in_sample_gets_defaults():
     cur = {k: v for k, v in sample(1).items() if not k.startswith("block.")}
     sda = fragment(None, cur, 0.0, DEVICES)["disks"]["sda"]
     assert sda["readOps"] == "0" and sda["apparentsize"] == "0"
+
+
+def test_truesize_falls_back_to_allocation():
+    cur = {"block.count": 1, "block.0.name": "vda", "block.0.allocation": 4096}
+    assert fragment(None, cur, 0.0, DEVICES)["disks"]["vda"]["truesize"] == "4096"
 
 
 def test_network_by_name_with_mac_model_and_counters():
