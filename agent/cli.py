@@ -5,17 +5,22 @@
     hvagent-client [...] events
     hvagent-client [...] VM create --ovf FILE | --vm-conf FILE | --ova FILE [--vm-id ID]
     hvagent-client [...] he-start --ovf FILE | --vm-conf FILE | --ova FILE [--vm-id ID]
+    hvagent-client --stomp [--address HOST:PORT] [--ca CA --cert CERT --key KEY] Namespace verb ...
 
 Values are read as JSON where they parse (`memSize=256`, `vmParams={"vmId": ...}`), else as
 strings (`vmID=6f5c...`). The result is printed as JSON; an error prints its code, message and
 data on stderr and exits 1 (2 for usage errors, 3 when hvagent cannot be reached).
 `he-start` starts the hosted-engine VM like `hosted-engine --vm-start` (agent/cli_he.py).
 `events` prints every notification from /events, one JSON object per line, until Ctrl-C.
-The default transport is the daemon's local Unix socket ([rpc] socket); `--url` uses HTTP.
+The default transport is the daemon's local Unix socket ([rpc] socket); `--url` uses HTTP;
+`--stomp` takes the engine's path: STOMP on [stomp] listen (default 127.0.0.1:54321), over
+mutual TLS when `--cert` is given (`--ca` verifies hvagent's certificate; no host name check,
+as VDSM's clients).
 `--help` lists the verbs the running daemon serves (GET /verbs); when it cannot be reached,
 the verb table of the installed hvagent package is shown instead, marked as such.
 
-This module never imports libvirt: it speaks to the daemon through agent/api/client.py.
+This module never imports libvirt: it speaks to the daemon through agent/api/client.py
+(HTTP) or agent/stomp/client.py (STOMP).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from typing import Any
 
 from agent import __version__, cli_he
 from agent.api.client import DEFAULT_SOCKET, Client, Unreachable
+from agent.stomp.client import StompError
 
+DEFAULT_STOMP = "127.0.0.1:54321"
 EXIT_ERROR, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
 
@@ -45,8 +52,13 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--url", help="HTTP base URL, e.g. http://127.0.0.1:54321")
+    where.add_argument("--url", help="HTTP base URL, e.g. http://127.0.0.1:54322")
     where.add_argument("--socket", help=f"Unix socket path (default {DEFAULT_SOCKET})")
+    where.add_argument("--stomp", action="store_true", help="use STOMP, as the engine does")
+    p.add_argument("--address", default=DEFAULT_STOMP, help=f"STOMP HOST:PORT ({DEFAULT_STOMP})")
+    p.add_argument("--cert", help="client certificate (PEM): STOMP over mutual TLS")
+    p.add_argument("--key", help="client key (PEM; default: in --cert)")
+    p.add_argument("--ca", help="CA certificate that signed hvagent's certificate (PEM)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     p.add_argument("-f", "--file", type=Path, help="read the params as a JSON object from FILE")
     p.add_argument("-h", "--help", action="store_true", help="show this help and the verbs")
@@ -95,7 +107,36 @@ def _help_text(parser: argparse.ArgumentParser, verbs: dict[str, list[str]], sou
     return "\n".join(lines)
 
 
+async def _run_stomp(args: argparse.Namespace) -> dict[str, Any] | None:
+    from agent.config import split_listen
+    from agent.stomp.client import StompClient, client_context
+
+    try:
+        host, port = split_listen(args.address)
+    except ValueError as exc:
+        raise Usage(f"--address: {exc}") from None
+    ctx = client_context(args.ca, args.cert, args.key) if args.cert or args.ca else None
+    async with asyncio.timeout(None if args.namespace == "events" else args.timeout):
+        client = await StompClient.connect(host, port, ctx)
+        try:
+            if args.namespace == "events":
+                async for event in client.events():
+                    print(event, flush=True)
+                return None
+            if not args.verb:
+                raise Usage("missing verb: hvagent-client Namespace verb name=value ...")
+            params = build_params(args.params, args.file)
+            return await client.call(f"{args.namespace}.{args.verb}", params)
+        finally:
+            await client.close()
+
+
 async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.stomp and (args.namespace == "he-start" or cli_he.given(args)):
+        raise Usage("--stomp runs verbs and events only; he-start/--ovf/--vm-conf/--ova use HTTP")
+    if args.stomp and args.namespace and not args.help:
+        reply = await _run_stomp(args)
+        return 0 if reply is None else _print_reply(reply)
     client = Client(args.url, args.socket, args.timeout)
     try:
         if args.help or not args.namespace:
@@ -117,6 +158,10 @@ async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             reply = await client.call(f"{args.namespace}.{args.verb}", params)
     finally:
         await client.close()
+    return _print_reply(reply)
+
+
+def _print_reply(reply: dict[str, Any]) -> int:
     if "error" in reply:
         err = reply["error"]
         print(f"error {err.get('code')}: {err.get('message')}", file=sys.stderr)
@@ -149,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     except Usage as exc:
         print(f"hvagent-client: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (Unreachable, OSError, TimeoutError) as exc:
-        where = args.url or args.socket or DEFAULT_SOCKET
+    except (Unreachable, OSError, TimeoutError, StompError) as exc:
+        where = args.address if args.stomp else args.url or args.socket or DEFAULT_SOCKET
         print(f"hvagent-client: cannot reach hvagent at {where}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except KeyboardInterrupt:

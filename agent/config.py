@@ -10,6 +10,7 @@ objects down to constructors. Every key is documented, with its default, in conf
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 import uuid
 from dataclasses import dataclass, field
@@ -25,14 +26,28 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class RpcConfig:
-    listen: str = "127.0.0.1:54321"
+    # Plain HTTP: loopback only unless `insecure` (the engine port 54321 is [stomp]'s).
+    listen: str = "127.0.0.1:54322"
     # Local Unix socket (same HTTP endpoints; hvagent-client's default); "" disables it.
     socket: str = "/run/hvagent/hvagent.sock"
     # Group owning the socket (mode 0660); "" keeps the daemon's own group (root).
     socket_group: str = ""
+    # Allow `listen` on a non-loopback address: plain HTTP, no authentication.
+    insecure: bool = False
+    # A connection that has not sent a whole request head this long after it opened or after
+    # its last response is closed (idle and slow clients); aiohttp's keep-alive timeout.
+    idle_timeout_s: float = 15.0
+    # A request body not received whole in this time is answered 408.
+    body_timeout_s: float = 30.0
+    # Open HTTP connections, both listeners together; past it a new one gets 503 and is closed.
+    max_connections: int = 512
 
     def __post_init__(self) -> None:
         split_listen(self.listen)
+        if self.idle_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise ValueError("idle_timeout_s and body_timeout_s must be positive")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         if self.socket and not self.socket.startswith("/"):
             raise ValueError("socket must be an absolute path or empty")
 
@@ -43,6 +58,52 @@ class RpcConfig:
     @property
     def port(self) -> int:
         return split_listen(self.listen)[1]
+
+
+@dataclass(frozen=True)
+class StompConfig:
+    # HOST:PORT of the engine transport (STOMP 1.2, JSON-RPC); "" disables it. 54321 is
+    # the port the engine is configured with by default.
+    listen: str = "0.0.0.0:54321"
+    # Mutual TLS per [tls]. false: plain TCP, refused off loopback unless `insecure`.
+    tls: bool = True
+    insecure: bool = False
+    # Hard frame limits; a violation gets an ERROR frame and the connection is closed.
+    max_frame_bytes: int = 32 * 1024 * 1024
+    max_headers: int = 64
+    max_header_bytes: int = 64 * 1024
+    # A consumer with more unsent bytes than this is closed (and counted).
+    max_pending_bytes: int = 16 * 1024 * 1024
+    # Requests running at once per connection; past it, the connection is not read.
+    max_in_flight: int = 32
+    # After a burst of frames, one "\n" once the connection was idle this long (the
+    # engine's Java client can leave a frame unread until more bytes arrive); 0 disables.
+    nudge_ms: int = 20
+
+    def __post_init__(self) -> None:
+        if self.listen:
+            split_listen(self.listen)
+        for name in ("max_frame_bytes", "max_headers", "max_header_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_pending_bytes < 64 * 1024 or self.max_in_flight < 1 or self.nudge_ms < 0:
+            raise ValueError(
+                "max_pending_bytes must be >= 65536, max_in_flight >= 1, nudge_ms >= 0"
+            )
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    # PEM files, VDSM's paths: the CA that signs engine (client) certificates, and this
+    # host's certificate and key. SIGHUP re-reads them for new connections.
+    ca: str = "/etc/pki/vdsm/certs/cacert.pem"
+    cert: str = "/etc/pki/vdsm/certs/vdsmcert.pem"
+    key: str = "/etc/pki/vdsm/keys/vdsmkey.pem"
+    handshake_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.handshake_timeout_s <= 0:
+            raise ValueError("handshake_timeout_s must be positive")
 
 
 @dataclass(frozen=True)
@@ -111,8 +172,13 @@ class MetricsConfig:
     sample_interval_s: float = 15.0
     # A round longer than this is abandoned; the previous numbers stay, flagged timed out.
     sample_timeout_s: float = 10.0
+    # HOST:PORT of a read-only plain HTTP listener with /metrics, /healthz and /readyz only
+    # (Prometheus on a management network); "" = off. No verbs: allowed off loopback.
+    listen: str = ""
 
     def __post_init__(self) -> None:
+        if self.listen:
+            split_listen(self.listen)
         if self.sample_interval_s <= 0:
             raise ValueError("sample_interval_s must be positive")
         if self.sample_timeout_s <= 0:
@@ -161,6 +227,46 @@ class PowerConfig:
 
 
 @dataclass(frozen=True)
+class HostAccessConfig:
+    """[host_access]: what a VM may touch on the host; enforced by agent/intake/hostaccess.py."""
+
+    # Disk, cdrom and floppy images, kernels and initrds must resolve (symlinks followed)
+    # under one of these or [virt] image_root. /rhev/data-center: oVirt storage domains as an
+    # engine's XML (hosted engine included) names them.
+    image_roots: tuple[str, ...] = ("/var/lib/libvirt/images", "/rhev/data-center")
+    # Block devices (paths under /dev/) only from these prefixes.
+    block_prefixes: tuple[str, ...] = ("/dev/disk/by-id/", "/dev/mapper/")
+    # <loader> and <nvram> (engine XML) under these.
+    firmware_roots: tuple[str, ...] = (
+        "/usr/share/OVMF",
+        "/usr/share/AAVMF",
+        "/usr/share/edk2",
+        "/usr/share/qemu",
+        "/usr/share/seabios",
+        "/var/lib/libvirt/qemu/nvram",
+    )
+    # Chardev file/pipe/dev/unix sources and <log file> under these (plus [virt]
+    # console_log_dir).
+    chardev_roots: tuple[str, ...] = (
+        "/run/hvagent",
+        "/var/log/hvagent",
+        "/var/lib/libvirt/qemu",
+        "/run/libvirt/qemu",
+    )
+    # Engine XML may pass host devices (<hostdev>, TPM passthrough), share host directories
+    # (<filesystem>), or turn confinement off (<seclabel type='none'>) only when enabled.
+    allow_hostdev: bool = False
+    allow_filesystem: bool = False
+    allow_seclabel_none: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("image_roots", "block_prefixes", "firmware_roots", "chardev_roots"):
+            for path in getattr(self, name):
+                if not isinstance(path, str) or not path.startswith("/"):
+                    raise ValueError(f"{name} must hold absolute paths")
+
+
+@dataclass(frozen=True)
 class Config:
     rpc: RpcConfig = field(default_factory=RpcConfig)
     libvirt: LibvirtConfig = field(default_factory=LibvirtConfig)
@@ -169,6 +275,9 @@ class Config:
     power: PowerConfig = field(default_factory=PowerConfig)
     state: StateConfig = field(default_factory=StateConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    stomp: StompConfig = field(default_factory=StompConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    host_access: HostAccessConfig = field(default_factory=HostAccessConfig)
 
     @classmethod
     def defaults(cls) -> Config:
@@ -181,6 +290,31 @@ def split_listen(listen: str) -> tuple[str, int]:
     if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
         raise ValueError(f"listen must be HOST:PORT, not {listen!r}")
     return host.strip("[]"), int(port_s)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secure(cfg: Config) -> None:
+    """Refuse a plain (unauthenticated) TCP listener off loopback unless the config says so."""
+    if not cfg.rpc.insecure and not is_loopback(cfg.rpc.host):
+        raise ConfigError(
+            f"[rpc] listen = {cfg.rpc.listen!r}: plain HTTP without authentication on a "
+            "non-loopback address; bind it to 127.0.0.1, or set [rpc] insecure = true"
+        )
+    stomp = cfg.stomp
+    plain = stomp.listen and not stomp.tls and not stomp.insecure
+    if plain and not is_loopback(split_listen(stomp.listen)[0]):
+        raise ConfigError(
+            f"[stomp] listen = {stomp.listen!r} with tls = false: plain STOMP on a "
+            "non-loopback address; set [stomp] tls = true, or [stomp] insecure = true"
+        )
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
@@ -198,7 +332,9 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None) -> Config:
             layers += [(str(p), _read_toml(p)) for p in sorted(dropin_dir.glob("*.toml"))]
     if overrides:
         layers.append(("command line", _nest(overrides)))
-    return _merge(Config.defaults(), layers)
+    cfg = _merge(Config.defaults(), layers)
+    check_secure(cfg)
+    return cfg
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -246,6 +382,10 @@ def _merge_section(source: str, name: str, current: Any, values: dict[str, Any])
         expected = type(getattr(current, key))
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if expected is tuple and isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where}: expected a list of strings")
+            value = tuple(value)
         if type(value) is not expected:
             raise ConfigError(f"{where}: expected {expected.__name__}, got {type(value).__name__}")
         typed[key] = value

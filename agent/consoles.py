@@ -28,6 +28,8 @@ from agent.logs import Secret
 EXPIRED = "1970-01-01T00:00:01"
 LOCKED_PASSWORD = "*****"
 VNC_MAX_PASSWORD = 8
+MAX_PASSWORD = 1024  # longer than any console honours; the wire check's cap for passwords
+MAX_TTL_S = 10 * 365 * 86400  # ten years: the longest ticket lifetime hvagent accepts
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # libvirt's passwdValidTo: UTC, no zone suffix
 
 
@@ -47,11 +49,15 @@ def valid_to(now_utc: datetime, ttl_s: int) -> str | None:
     """
     if ttl_s <= 0:
         return None
-    return (now_utc + timedelta(seconds=ttl_s)).strftime(_TIME_FORMAT)
+    try:
+        return (now_utc + timedelta(seconds=min(ttl_s, MAX_TTL_S))).strftime(_TIME_FORMAT)
+    except OverflowError:  # a clock near year 9999: the furthest time libvirt can be told
+        return datetime.max.strftime(_TIME_FORMAT)
 
 
 def check_password(console_type: str, password: Secret, param: str = "password") -> None:
-    """Refuse passwords the console cannot honour; the value is never echoed."""
+    """Refuse passwords the console cannot honour (the VNC length limit; wire text rules are
+    `agent.wirevalues.check`'s, applied where the password is read); never echoes the value."""
     if console_type == "vnc" and len(password.reveal()) > VNC_MAX_PASSWORD:
         raise InvalidParams(
             f"VNC passwords are limited to {VNC_MAX_PASSWORD} characters "

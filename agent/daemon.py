@@ -31,8 +31,10 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from agent import __version__, config, errors, logs, systemd
+from agent.api import methods
 from agent.api.app import create_app, serve
 from agent.api.context import Services
+from agent.api.scrape import create_scrape_app, serve_scrape
 from agent.lifecycle import Lifecycle
 from agent.metrics.collector import SampleAgeCollector
 from agent.metrics.instruments import Instruments
@@ -42,6 +44,7 @@ from agent.runtime.host import HostService
 from agent.runtime.records import DownRecords
 from agent.runtime.recovery import recover
 from agent.runtime.registry import VmRegistry
+from agent.stomp.server import StompListener
 from agent.virt.adapter import LibvirtHypervisor, connected
 from agent.virt.port import ConnectionLost
 
@@ -90,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg = config.load(args.config, _overrides(args))
+    except config.ConfigError as exc:
+        print(f"hvagent: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        _socket_place(cfg.rpc)
     except config.ConfigError as exc:
         print(f"hvagent: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -164,6 +172,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 port,
                 bus,
                 virt=cfg.virt,
+                access=cfg.host_access,
                 reconnect=cfg.libvirt.reconnect,
                 records=DownRecords(cfg.state.dir),
                 power_config=cfg.power,
@@ -183,9 +192,22 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             await life.background("metrics-sampler", sampler.run)
             owners = await life.background("registry", registry.run)  # stops VM owners
             await registry.wait_started()
-            app = create_app(services, metrics_registry, lambda: sampler.rendered)
+            app = create_app(
+                services,
+                metrics_registry,
+                lambda: sampler.rendered,
+                body_timeout_s=cfg.rpc.body_timeout_s,
+            )
             unix = await life.enter("unix socket", _bound_socket(cfg.rpc))
-            await life.enter("RPC", serve(app, listen=(cfg.rpc.host, cfg.rpc.port), unix=unix))
+            listen = (cfg.rpc.host, cfg.rpc.port)
+            await life.enter("RPC", serve(app, listen=listen, unix=unix, limits=cfg.rpc))
+            if cfg.stomp.listen:
+                stomp = StompListener(cfg, services, methods.build(), instruments)
+                await life.enter("STOMP", stomp)
+            if cfg.metrics.listen:
+                scrape = create_scrape_app(services, metrics_registry, lambda: sampler.rendered)
+                host, port_ = config.split_listen(cfg.metrics.listen)
+                await life.enter("scrape", serve_scrape(scrape, host, port_))
             instruments.recovery_finished(await recover(port, registry))
             # The watchdog watches hvagent itself (its loop and VM owners run); a libvirt
             # outage shows in /readyz and hvagent_libvirt_up, and is reconnected.
@@ -239,7 +261,7 @@ def _unix_socket(path: str, group: str) -> socket.socket:
     Nobody can connect before listen(), so the mode and group are in place first. A stale
     socket file from a crashed run is replaced; any other file there is an error.
     """
-    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    gid = _socket_place(config.RpcConfig(socket=path, socket_group=group))
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(os.lstat(path).st_mode):
             raise config.ConfigError(f"[rpc] socket: {path} exists and is not a socket")
@@ -253,9 +275,38 @@ def _unix_socket(path: str, group: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     os.chmod(path, 0o660)
-    if group:
-        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    if gid is not None:
+        os.chown(path, -1, gid)
     return sock
+
+
+def _socket_place(rpc: config.RpcConfig) -> int | None:
+    """Check `[rpc] socket`'s directory and `[rpc] socket_group` before anything starts;
+    returns the group's id (None: keep the daemon's). Only the default socket's own
+    directory (/run/hvagent, made by systemd's RuntimeDirectory) is created when missing;
+    any other directory must exist, hvagent never creates a path as root."""
+    if not rpc.socket:
+        return None
+    gid = None
+    if rpc.socket_group:
+        try:
+            gid = grp.getgrnam(rpc.socket_group).gr_gid
+        except KeyError:
+            raise config.ConfigError(
+                f"[rpc] socket_group: no group named {rpc.socket_group!r}"
+            ) from None
+    directory = os.path.dirname(rpc.socket)
+    if directory == os.path.dirname(config.RpcConfig().socket):
+        try:
+            os.makedirs(directory, mode=0o750, exist_ok=True)
+        except OSError as exc:
+            raise config.ConfigError(f"[rpc] socket: cannot create {directory}: {exc}") from None
+    elif not os.path.isdir(directory):
+        raise config.ConfigError(
+            f"[rpc] socket: directory {directory} does not exist (hvagent creates only "
+            f"{os.path.dirname(config.RpcConfig().socket)})"
+        )
+    return gid
 
 
 def _install_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:

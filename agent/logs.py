@@ -1,10 +1,11 @@
 """Logging setup, per-task context (vm_id, request_id) and secret handling.
 
 One format for the whole daemon. Under systemd (JOURNAL_STREAM set) timestamps are left out
-because journald adds its own. `vm_id` and `request_id` come from contextvars: the RPC layer
-sets both for each verb call (api/rpc.py, the JSON-RPC id or a fresh one), each VM owner
-task sets `vm_id`, and a filter stamps them on every record,
-so no logger is passed around. Passwords travel as `Secret` and print as `********`.
+because journald adds its own. `vm_id`, `request_id` and `peer` come from contextvars: the
+RPC layer sets `vm_id` and `request_id` for each verb call (api/rpc.py, the JSON-RPC id or a
+fresh one), the STOMP transport sets `peer` for each request it runs, each VM owner task sets
+`vm_id`, and a filter stamps them on every record, so no logger is passed around. Passwords
+travel as `Secret` and print as `********`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 
 vm_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("vm_id", default="-")
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# The remote end of the connection a verb came over (STOMP sets it per request); "" = none.
+peer_var: contextvars.ContextVar[str] = contextvars.ContextVar("peer", default="")
 
 
 class Secret:
@@ -46,13 +49,15 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.vm_id = vm_id_var.get()
         record.request_id = request_id_var.get()
+        peer = peer_var.get()
+        record.peer = f" peer={peer}" if peer else ""
         return True
 
 
 def setup(level: str) -> None:
     """Configure the root logger once, for the daemon process."""
     under_journald = "JOURNAL_STREAM" in os.environ
-    fmt = "%(levelname)s %(name)s [vm=%(vm_id)s req=%(request_id)s] %(message)s"
+    fmt = "%(levelname)s %(name)s [vm=%(vm_id)s req=%(request_id)s%(peer)s] %(message)s"
     if not under_journald:
         fmt = "%(asctime)s " + fmt
     handler = logging.StreamHandler(sys.stderr)

@@ -89,6 +89,8 @@ def main() -> None:
                     # No Unix socket: a daemon already on the default path would refuse us.
                     "--set",
                     'rpc.socket=""',
+                    "--set",
+                    'stomp.listen=""',  # HTTP only: no engine certificates here
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,

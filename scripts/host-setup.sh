@@ -15,6 +15,7 @@ set -euo pipefail
 PACKAGES=(
     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev pkg-config
     qemu-system-x86 qemu-utils cpio busybox-static gcc python3-venv
+    openssl  # scripts/test-ca.sh (test PKI for the STOMP/TLS tests)
     systemd  # systemd-analyze verify in tests/integration/test_systemd_unit.py
 )
 # make deb (debian/rules: debhelper, dh_python3, pip for the bundled wheels) and

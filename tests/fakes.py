@@ -229,7 +229,15 @@ class FakeHypervisor:
             self.emit(DomainEvent(vm_id, EventKind.SUSPENDED))
 
     async def host_facts(self) -> HostFacts:
-        raise NotImplementedError
+        """A small host, shaped as the test driver's (its emulator included)."""
+        caps = (
+            "<capabilities><host><cpu><arch>x86_64</arch></cpu></host><guest><os_type>hvm"
+            "</os_type><arch name='x86_64'><emulator>/usr/bin/test-hv</emulator></arch></guest>"
+            "</capabilities>"
+        )
+        return HostFacts(
+            "fake", caps, "x86_64", 4096, 2, 2000, 1, 1, 2, 1, "9.0.0", "9.0.0", "Test"
+        )
 
     async def events(self) -> AsyncIterator[DomainEvent]:
         while True:

@@ -26,7 +26,9 @@ HOST = HostView(
     os_name="Debian GNU/Linux",
     os_version="12",
 )
-VIRT = VirtConfig(domain_type="qemu", console_log_dir="/var/log/hvagent/console")
+VIRT = VirtConfig(
+    domain_type="qemu", console_log_dir="/var/log/hvagent/console", image_root=HOST.image_root
+)
 HE_FULL_ID = "7e1a5f0c-3b1d-4f7e-9a55-0c2d9e8b4a11"
 
 ENGINE_XML = """<domain type="kvm" xmlns:ovirt-vm="http://ovirt.org/vm/1.0">

@@ -8,6 +8,7 @@ import inspect
 import json
 import logging
 import socket
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
 
@@ -15,8 +16,10 @@ from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from agent.api import methods
+from agent.api.admission import CappedRunner
 from agent.api.context import Services
 from agent.api.rpc import dispatch
+from agent.config import RpcConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +32,11 @@ def create_app(
     services: Services,
     metrics_registry: CollectorRegistry | None = None,
     prerendered: Callable[[], bytes] = bytes,
+    *,
+    body_timeout_s: float = 30.0,
 ) -> web.Application:
-    """`prerendered()` returns exposition text appended to the registry's (per-VM stats)."""
+    """`prerendered()` returns exposition text appended to the registry's (per-VM stats).
+    A JSON-RPC body not read whole within `body_timeout_s` is answered 408."""
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICES] = services
     app[SOCKETS] = weakref.WeakSet()
@@ -39,7 +45,12 @@ def create_app(
     async def jsonrpc(request: web.Request) -> web.Response:
         # Bytes, not request.text(): no charset lookup, and a body that is not UTF-8 is a
         # parse error (-32700), not an HTTP 500.
-        body = await dispatch(await read_body(request), table, services)
+        try:
+            async with asyncio.timeout(body_timeout_s):
+                data = await read_body(request)
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(text="request body not received in time") from None
+        body = await dispatch(data, table, services)
         if not body:  # only notifications: JSON-RPC 2.0 sends nothing back
             return web.Response(status=204)
         return web.Response(text=body, content_type="application/json")
@@ -54,22 +65,54 @@ def create_app(
 
         async def metrics(request: web.Request) -> web.Response:
             # Reads the sampler's snapshot and in-memory counters only: never libvirt.
-            body = generate_latest(registry) + prerendered()
-            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return web.Response(
+                body=exposition(registry, prerendered),
+                headers={"Content-Type": CONTENT_TYPE_LATEST},
+            )
 
         app.router.add_get("/metrics", metrics)
     app.on_shutdown.append(_close_sockets)
     return app
 
 
+def exposition(registry: CollectorRegistry, prerendered: Callable[[], bytes]) -> bytes:
+    """The /metrics body. It cannot fail: a part that raises is logged with an error id and
+    replaced by `hvagent_metrics_exposition_failed{part=...} 1`, the rest is still served."""
+    parts = []
+    for name, render in (
+        ("registry", lambda: generate_latest(registry)),
+        ("vm_stats", prerendered),
+    ):
+        try:
+            parts.append(render())
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("/metrics: rendering %s failed, error_id=%s", name, error_id)
+            parts.append(f'hvagent_metrics_exposition_failed{{part="{name}"}} 1\n'.encode())
+    return b"".join(parts)
+
+
 @contextlib.asynccontextmanager
 async def serve(
-    app: web.Application, *, listen: tuple[str, int] | None, unix: socket.socket | None
+    app: web.Application,
+    *,
+    listen: tuple[str, int] | None,
+    unix: socket.socket | None,
+    limits: RpcConfig | None = None,
 ) -> AsyncIterator[None]:
     """Serve `app` on TCP `listen` and/or the bound Unix socket `unix` until exit; closing
-    stops the sites, closes /events sockets and waits up to 5 s for requests in flight."""
+    stops the sites, closes /events sockets and waits up to 5 s for requests in flight.
+    `limits` ([rpc]): the connection cap and idle timeout (agent/api/admission.py)."""
+    limits = limits or RpcConfig()
     # No access log: the per-verb line in api/rpc.py says more, once.
-    runner = web.AppRunner(app, shutdown_timeout=5, handle_signals=False, access_log=None)
+    runner = CappedRunner(
+        app,
+        max_connections=limits.max_connections,
+        keepalive_timeout=limits.idle_timeout_s,
+        shutdown_timeout=5,
+        handle_signals=False,
+        access_log=None,
+    )
     await runner.setup()
     try:
         if listen is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from agent import errors
+from agent import errors, wirevalues
 from agent.api import host, vm
 from agent.api.rpc import Verb, expose
 
@@ -32,17 +32,24 @@ VERBS: dict[str, tuple[Verb, bool]] = {
 }
 
 
+UNKNOWN = "unknown"  # the method name in logs and metrics for every unknown verb
+
+
 class MethodTable(dict[str, Callable[..., Awaitable[Any]]]):
-    """The exposed verbs; an unknown name gets a handler answering -32601 with its name."""
+    """The exposed verbs; an unknown name gets a handler answering -32601 with its name (cut
+    to wirevalues.ECHO_LIMIT characters); it logs and counts as method UNKNOWN, one label value
+    whatever the name."""
 
     def get(self, name: str, default: Any = None) -> Callable[..., Awaitable[Any]]:  # type: ignore[override]
         return self[name]
 
     def __missing__(self, name: str) -> Callable[..., Awaitable[Any]]:
         async def not_found(services: Any, *args: Any, **kwargs: Any) -> Any:
-            raise errors.MethodNotFound(f"method {name!r} does not exist", method=name)
+            raise errors.MethodNotFound(
+                f"method {wirevalues.echo(name)} does not exist", method=wirevalues.cut(name)
+            )
 
-        return expose(name, not_found, needs_recovery=False)
+        return expose(UNKNOWN, not_found, needs_recovery=False)
 
 
 def build() -> MethodTable:

@@ -6,18 +6,23 @@ answered -32602 with the parameter named in `error.data.param`), applies the rec
 turns `AgentError`s into their stable code and anything unexpected into -32603 with an
 `error_id` that is also in the log (never a traceback or exception text on the wire), and logs
 one line per call: method, VM, outcome, duration. Calling the `Exposed` itself is
-jsonrpcserver's interface (a `Result`), used for batches.
+jsonrpcserver's interface (a `Result`); dispatch no longer hands it verbs (see below).
 
 `dispatch(body, methods, services)` is the request entry point. A single well-formed request
-for an exposed verb (nearly every request) is answered here without jsonrpcserver: the same
-structural checks as its jsonschema validator, written out; the verb's `run`; the response
-object built and serialized directly. Everything else (parse errors, invalid requests,
-batches) goes through jsonrpcserver's `async_dispatch`, batch entries concurrently. The
-answers are the same either way. See bench/rpc_ping.py and README.md "Benchmarks".
+(nearly every request) is answered here without jsonrpcserver: the same structural checks as
+its jsonschema validator, written out; the verb's `run`; the response object built and
+serialized directly. A batch is answered entry by entry, concurrently, the same way
+(JSON-RPC 2.0: an invalid entry gets its own -32600, the others their answers). What is
+left (parse errors, one invalid request, an empty batch) goes through jsonrpcserver's
+`async_dispatch`. See bench/rpc_ping.py and README.md "Benchmarks".
+
+Hostile input (issue 15): JSON nested too deep to parse is a parse error (-32700); values
+from the request reach logs and error texts only through `agent.wirevalues` (cut, escaped).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
@@ -30,7 +35,7 @@ from typing import Any
 from jsonrpcserver import Error, Success, async_dispatch
 from jsonrpcserver.result import Result
 
-from agent import errors
+from agent import errors, wirevalues
 from agent.api.context import Services
 from agent.logs import request_id_var, vm_id_var
 
@@ -109,9 +114,10 @@ class Exposed:
                 try:
                     self._signature.bind(services, *args, **kwargs)
                 except TypeError as exc:
-                    match = _NAMED.search(str(exc))
+                    text = wirevalues.cut(str(exc))
+                    match = _NAMED.search(text)
                     raise errors.InvalidParams(
-                        str(exc), param=match.group(1) if match else None
+                        text, param=match.group(1) if match else None
                     ) from None
             if self._needs_recovery and not services.registry.recovered.is_set():
                 raise errors.Recovering()
@@ -150,8 +156,8 @@ def _loggable(exc: errors.AgentError) -> str:
     """The error's reason, except for bad input: validation messages may quote the value
     (a password among them), so those log only the parameter's name."""
     if isinstance(exc, errors.InvalidParams | errors.MissingParameter):
-        return f"param={exc.data.get('param', '?')}"
-    return exc.reason
+        return f"param={wirevalues.loggable(exc.data.get('param', '?'))}"
+    return wirevalues.loggable(exc.reason, limit=1000)
 
 
 def _log_call(
@@ -200,8 +206,42 @@ def validate_request(request: Any) -> Any:
 
 def _loads(body: str | bytes) -> Any:
     """JSON text as sent over HTTP: UTF-8 (RFC 8259), decoded here, which is cheaper than
-    json.loads guessing the encoding of bytes. Raises ValueError for either failure."""
-    return json.loads(body.decode() if isinstance(body, bytes) else body)
+    json.loads guessing the encoding of bytes. Raises ValueError for either failure, and for
+    nesting deeper than the parser's recursion limit."""
+    try:
+        return json.loads(body.decode() if isinstance(body, bytes) else body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+_INVALID = {"code": -32600, "message": "Invalid request", "data": "not a JSON-RPC 2.0 request"}
+
+
+async def _answer(item: Any, methods: dict[str, Any], services: Services) -> dict[str, Any] | None:
+    """One batch entry's response object; None for a notification."""
+    if not _is_request(item):
+        return {"jsonrpc": "2.0", "error": _INVALID, "id": None}
+    verb = methods.get(item["method"])
+    if not isinstance(verb, Exposed):
+        method = item["method"]
+        ok, value = (
+            False,
+            errors.MethodNotFound(
+                f"method {wirevalues.echo(method)} does not exist", method=wirevalues.cut(method)
+            ).to_wire(),
+        )
+    else:
+        params = item.get("params")
+        rpc_id = item.get("id")
+        if params is None:
+            ok, value = await verb.run(services, (), {}, rpc_id)
+        elif isinstance(params, list):
+            ok, value = await verb.run(services, params, {}, rpc_id)
+        else:
+            ok, value = await verb.run(services, (), params, rpc_id)
+    if "id" not in item:
+        return None
+    return {"jsonrpc": "2.0", "result" if ok else "error": value, "id": item["id"]}
 
 
 async def dispatch(body: str | bytes, methods: dict[str, Any], services: Services) -> str:
@@ -210,21 +250,12 @@ async def dispatch(body: str | bytes, methods: dict[str, Any], services: Service
         request = _loads(body)
     except ValueError:
         request = None  # jsonrpcserver answers the parse error
-    verb = methods.get(request["method"]) if _is_request(request) else None
-    if not isinstance(verb, Exposed):
+    if isinstance(request, list) and request:
+        answers = await asyncio.gather(*(_answer(item, methods, services) for item in request))
+        return json.dumps([a for a in answers if a is not None]) if any(answers) else ""
+    if not _is_request(request):
         return await async_dispatch(
             body, methods=methods, context=services, deserializer=_loads, validator=validate_request
         )
-    params = request.get("params")
-    rpc_id = request.get("id")
-    if params is None:
-        ok, value = await verb.run(services, (), {}, rpc_id)
-    elif isinstance(params, list):
-        ok, value = await verb.run(services, params, {}, rpc_id)
-    else:
-        ok, value = await verb.run(services, (), params, rpc_id)
-    if "id" not in request:  # a notification: run, never answered
-        return ""
-    if ok:
-        return json.dumps({"jsonrpc": "2.0", "result": value, "id": request["id"]})
-    return json.dumps({"jsonrpc": "2.0", "error": value, "id": request["id"]})
+    answer = await _answer(request, methods, services)
+    return "" if answer is None else json.dumps(answer)

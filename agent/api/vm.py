@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
-from agent import consoles, errors, power, sessions
+from agent import consoles, errors, power, sessions, wirevalues
 from agent.api.context import Services
 from agent.logs import Secret
 from agent.runtime.vm import (
@@ -99,13 +98,14 @@ def _ticket(
 ) -> TicketCommand:
     """The ticket fields shared by VM.setTicket and VM.updateDevice; errors name the field
     (prefixed `params.` for updateDevice, whose fields sit in its `params` object)."""
-    if not isinstance(password, str):
-        raise errors.InvalidParams("password must be a string", param=f"{prefix}password")
-    secret = Secret(password)
-    if isinstance(ttl, bool) or not (
-        isinstance(ttl, int) or (isinstance(ttl, str) and re.fullmatch(r"-?\d+", ttl))
-    ):
-        raise errors.InvalidParams("ttl must be an integer (seconds)", param=f"{prefix}ttl")
+    secret = Secret(wirevalues.check(password, f"{prefix}password", limit=consoles.MAX_PASSWORD))
+    seconds = _whole(ttl, -consoles.MAX_TTL_S, consoles.MAX_TTL_S)
+    if seconds is None:
+        raise errors.InvalidParams(
+            f"ttl must be whole seconds from {-consoles.MAX_TTL_S} to {consoles.MAX_TTL_S} "
+            "(ten years); 0 or less: no expiry",
+            param=f"{prefix}ttl",
+        )
     actions = [str(a) for a in consoles.ConnAction]
     if conn_action is not None and conn_action not in actions:
         raise errors.InvalidParams(
@@ -122,7 +122,7 @@ def _ticket(
         consoles.check_password(graphics_type, secret, param=f"{prefix}password")
     return TicketCommand(
         secret,
-        int(ttl),
+        seconds,
         consoles.ConnAction(conn_action) if conn_action else None,
         graphics_type,
     )
@@ -187,21 +187,27 @@ async def update_device(services: Services, vmID: Any, params: Any = None) -> di
     return {}
 
 
+def _whole(value: Any, low: int, high: int) -> int | None:
+    """An integer (JSON number or decimal string, ASCII digits) within [low, high]; None
+    for anything else, huge digit strings included (never parsed past the bound's length)."""
+    if isinstance(value, str):
+        digits = value[1:] if value.startswith("-") else value
+        if not wirevalues.is_decimal(digits) or len(digits) > len(str(max(-low, high))):
+            return None
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return value
+
+
 def _disconnect_policy(action: Any, delay: Any) -> sessions.DisconnectPolicy:
     names = [str(a) for a in sessions.DisconnectAction]
     if action is not None and action not in names:
         raise errors.InvalidParams(
             f"disconnectAction must be one of {', '.join(names)}", param="params.disconnectAction"
         )
-    if delay is None:
-        minutes = 0
-    elif isinstance(delay, int) and not isinstance(delay, bool):
-        minutes = delay
-    elif isinstance(delay, str) and delay.isdigit():
-        minutes = int(delay)
-    else:
-        minutes = -1
-    if not 0 <= minutes <= sessions.MAX_DELAY_MIN:
+    minutes = 0 if delay is None else _whole(delay, 0, sessions.MAX_DELAY_MIN)
+    if minutes is None:
         raise errors.InvalidParams(
             f"consoleDisconnectActionDelay must be whole minutes from 0 to "
             f"{sessions.MAX_DELAY_MIN}",

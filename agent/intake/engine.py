@@ -20,10 +20,12 @@ import uuid
 from lxml import etree
 from lxml.builder import E
 
+from agent import wirevalues
 from agent.domxml import XmlError, metadata, parse, to_string
 from agent.domxml.devices import channel, serial
 from agent.domxml.metadata import VmMetadata
 from agent.errors import InvalidParams, MissingParameter
+from agent.intake import enginefacts
 from agent.spec import GUEST_AGENT_CHANNEL
 
 PARAM = "vmParams.xml"
@@ -49,13 +51,14 @@ def prepare(
         raise bad(f"not acceptable XML: {exc}") from None
     if root.tag != "domain":
         raise bad(f"root element must be <domain>, got <{root.tag}>")
+    enginefacts.check(root, PARAM)  # hardening (issue 15): facts read later cannot fail
     uuid_text = root.findtext("uuid")
     if not uuid_text:
         raise MissingParameter(f"{PARAM}: <uuid> is required", param=PARAM)
     try:
         xml_id = uuid.UUID(uuid_text.strip())
     except ValueError:
-        raise bad(f"<uuid> is not a UUID: {uuid_text!r}") from None
+        raise bad(f"<uuid> is not a UUID: {wirevalues.echo(uuid_text)}") from None
     if xml_id != vm_id:
         raise bad(f"<uuid> {xml_id} does not match vmID {vm_id}")
     name = root.findtext("name")

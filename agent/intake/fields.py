@@ -3,7 +3,9 @@
 VDSM engines send numbers and booleans both as JSON values and as strings ("1024", "true"),
 so readers accept both spellings and nothing else. Every failure names the field by its path
 (`devices[2].path`): a missing field raises `MissingParameter` (code 11), a bad value
-`InvalidParams` (-32602). Pure: no I/O, no asyncio.
+`InvalidParams` (-32602). Every string read here (and every key and value of a string map)
+passes `agent.wirevalues.check`; values are quoted in messages only through `wirevalues.echo`.
+Pure: no I/O, no asyncio.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agent import wirevalues
 from agent.errors import InvalidParams, MissingParameter
 from agent.wirevalues import parse_bool, parse_uuid
 
@@ -64,7 +67,7 @@ class Fields:
             return default
         if not isinstance(value, str):
             raise self.bad(key, f"expected a string, got {_json_type(value)}")
-        return value
+        return wirevalues.check(value, self.name(key))
 
     def int_(
         self,
@@ -83,7 +86,7 @@ class Fields:
         try:
             number = int(value)
         except ValueError:
-            raise self.bad(key, f"expected an integer, got {value!r}") from None
+            raise self.bad(key, f"expected an integer, got {wirevalues.echo(value)}") from None
         if minimum is not None and number < minimum:
             raise self.bad(key, f"must be at least {minimum}, got {number}")
         if maximum is not None and number > maximum:
@@ -106,7 +109,9 @@ class Fields:
     ) -> Any:
         value = self.str_(key, default, required=required)
         if value is not None and value not in choices:
-            raise self.bad(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            raise self.bad(
+                key, f"must be one of {', '.join(choices)}, got {wirevalues.echo(value)}"
+            )
         return value
 
     def uuid_(self, key: str, *, required: bool = True) -> Any:
@@ -123,7 +128,11 @@ class Fields:
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             raise self.bad(key, "expected an object of strings")
-        return dict(value)
+        name = self.name(key)
+        return {
+            wirevalues.check(k, name, limit=256): wirevalues.check(v, f"{name}.{k}")
+            for k, v in value.items()
+        }
 
     def list_(self, key: str) -> list[Any]:
         value = self._get(key, False)

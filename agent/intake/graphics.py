@@ -15,7 +15,7 @@ from agent.config import VirtConfig
 from agent.errors import InvalidParams
 from agent.intake.fields import Fields
 from agent.spec import SPICE_CHANNELS, GraphicsSpec
-from agent.wirevalues import parse_bool
+from agent.wirevalues import check, parse_bool
 
 # Legacy top-level keys copied into a synthesised device's specParams (reference §3.1).
 _LEGACY_KEYS = {
@@ -38,7 +38,7 @@ def read_graphics(dev: Fields) -> GraphicsSpec:
             value = "true" if value else "false"
         if not isinstance(value, str | int):
             raise sp.bad(key, "expected a string")
-        pairs.append((key, str(value)))
+        pairs.append((key, check(str(value), sp.name(key))))
     return GraphicsSpec(kind, tuple(pairs), source=dev.name("specParams").rsplit(".", 1)[0])
 
 
@@ -63,7 +63,7 @@ def _legacy_display(f: Fields, kind: str) -> GraphicsSpec:
             value = "true" if value else "false"
         if not isinstance(value, str):
             raise f.bad(legacy, "expected a string")
-        pairs.append((key, value))
+        pairs.append((key, check(value, f.name(legacy))))
     return GraphicsSpec(kind, tuple(pairs), source="display")
 
 

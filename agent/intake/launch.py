@@ -9,15 +9,16 @@ OVA) are siblings in this package and end here too.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent.config import VirtConfig
+from agent import wirevalues
+from agent.config import HostAccessConfig, VirtConfig
 from agent.consoles import GraphicsInfo
 from agent.domxml import build_domain, live, to_string
 from agent.domxml.metadata import VmMetadata
-from agent.intake import engine, vmparams
+from agent.intake import engine, hostaccess, vmparams
 from agent.intake.fields import Fields
 from agent.spec import VmSpec
 
@@ -33,11 +34,23 @@ class Launch:
     warnings: tuple[dict[str, Any], ...] = ()
 
 
-def plan(vm_id: uuid.UUID, params: Any, virt: VirtConfig) -> Launch:
-    """Validate `vmParams` and render the domain; raises before anything touches libvirt."""
+def plan(
+    vm_id: uuid.UUID,
+    params: Any,
+    virt: VirtConfig,
+    access: HostAccessConfig | None = None,
+    emulators: Iterable[str] = (),
+) -> Launch:
+    """Validate `vmParams` and render the domain; raises before anything touches libvirt.
+    The host-access policy `access` (default: the safe defaults) checks the result;
+    `emulators` are the host's own, from libvirt's capabilities."""
     if isinstance(params, Mapping) and "xml" in params:
-        return _from_engine_xml(vm_id, params, virt)
-    return from_spec(vmparams.from_params(vm_id, params, virt))
+        planned = _from_engine_xml(vm_id, params, virt)
+    else:
+        planned = from_spec(vmparams.from_params(vm_id, params, virt))
+    policy = hostaccess.for_host(access or HostAccessConfig(), virt)
+    hostaccess.check(params, planned.xml, policy, emulators)
+    return planned
 
 
 def from_spec(s: VmSpec) -> Launch:
@@ -58,6 +71,7 @@ def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConf
     text = params["xml"]
     if not isinstance(text, str) or not text:
         raise engine.bad("expected the domain XML as a non-empty string")
+    wirevalues.check(text, engine.PARAM, limit=wirevalues.MAX_XML, allow=wirevalues.XML_WHITESPACE)
     paused = f.bool_("launchPaused", False)
     xml = engine.prepare(
         vm_id,

@@ -1,7 +1,10 @@
 """hvagent's own instruments, on a CollectorRegistry the daemon creates (never the global one).
 
 API for the parts that record (wired by their owners):
-- `rpc_finished(method, outcome, duration_s)`: api/rpc.py, once per verb call.
+- `rpc_finished(method, outcome, duration_s)`: api/rpc.py, once per verb call. Unknown verbs
+  arrive as one method name ("unknown", api/methods.py); any label value that is not short
+  printable ASCII is recorded as "invalid", so no request can add unbounded series or break
+  the exposition.
 - `libvirt_call(call, duration_s)`, `libvirt_call_timed_out(call)`: virt/adapter.py
   `call_observer`, `timeout_observer` (call names are hvagent's own, a fixed set).
 - `recovery_finished(duration_s)`: the daemon, after startup recovery.
@@ -13,6 +16,8 @@ API for the parts that record (wired by their owners):
   series (the VM is down or gone), so destroyed VMs leave no labels behind.
 Gauges read at collect time (hvagent_vms, hvagent_libvirt_up, hvagent_events_subscribers)
 come from the callables handed to `watch()`.
+The STOMP listener (agent/stomp/server.py) records on `stomp_connections`, `stomp_frames`,
+`stomp_subscriptions`, `stomp_slow_consumer_closes` and `tls_handshake_failures` directly.
 """
 
 from __future__ import annotations
@@ -129,12 +134,30 @@ class Instruments:
             "hvagent_recovery_duration_seconds", "Duration of the last startup recovery",
             registry=r,
         )  # fmt: skip
+        self.stomp_connections = Gauge(
+            "hvagent_stomp_connections", "Open STOMP connections (after TLS)", registry=r
+        )
+        self.stomp_frames = Counter(
+            "hvagent_stomp_frames", "STOMP frames by command and direction (in, out)",
+            ["command", "direction"], registry=r,
+        )  # fmt: skip
+        self.stomp_subscriptions = Gauge(
+            "hvagent_stomp_subscriptions", "Active STOMP subscriptions", registry=r
+        )
+        self.stomp_slow_consumer_closes = Counter(
+            "hvagent_stomp_slow_consumer_closes",
+            "STOMP connections closed for leaving too many bytes unread", registry=r,
+        )  # fmt: skip
+        self.tls_handshake_failures = Counter(
+            "hvagent_tls_handshake_failures", "Failed TLS handshakes by reason", ["reason"],
+            registry=r,
+        )  # fmt: skip
         self._registry = r
 
     # -- recording --------------------------------------------------------------------------
 
     def rpc_finished(self, method: str, outcome: str, duration_s: float) -> None:
-        self._rpc.record(method, outcome, duration_s)
+        self._rpc.record(label(method), label(outcome), duration_s)
 
     def libvirt_call(self, call: str, duration_s: float) -> None:
         self.libvirt_calls.labels(call).observe(duration_s)
@@ -172,6 +195,16 @@ class Instruments:
         subscribers: Callable[[], int],
     ) -> None:
         self._registry.register(_Live(vm_statuses, libvirt_up, subscribers))
+
+
+MAX_LABEL = 64
+
+
+def label(value: str) -> str:
+    """A label value as recorded: printable ASCII up to MAX_LABEL characters, else "invalid"."""
+    if len(value) <= MAX_LABEL and value.isascii() and value.isprintable():
+        return value
+    return "invalid"
 
 
 def _set_or_remove(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:

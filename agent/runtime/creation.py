@@ -11,24 +11,28 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from agent import intake
-from agent.config import VirtConfig
+from agent.config import HostAccessConfig, VirtConfig
 from agent.intake.launch import Launch, plan
 from agent.virt.port import Hypervisor
 
 
 @asynccontextmanager
 async def planned(
-    port: Hypervisor, virt: VirtConfig, vm_id: uuid.UUID, params: Any
+    port: Hypervisor,
+    virt: VirtConfig,
+    vm_id: uuid.UUID,
+    params: Any,
+    access: tuple[HostAccessConfig, Iterable[str]] = (HostAccessConfig(), ()),
 ) -> AsyncIterator[Launch]:
     """The launch plan for a VM.create request; leaving the block with an error undoes
-    what a conversion made."""
+    what a conversion made. `access`: the [host_access] policy and the host's emulators."""
     if not intake.wants(params):
-        yield plan(vm_id, params, virt)
+        yield plan(vm_id, params, virt, *access)
         return
     caps = (await port.host_facts()).capabilities_xml
 
@@ -37,7 +41,7 @@ async def planned(
 
     converted = await asyncio.to_thread(convert)
     try:
-        launch = plan(vm_id, converted.params, virt)
+        launch = plan(vm_id, converted.params, virt, *access)
         yield dataclasses.replace(launch, warnings=(*converted.warnings, *launch.warnings))
     except BaseException:
         await asyncio.to_thread(converted.rollback)

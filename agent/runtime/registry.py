@@ -24,9 +24,10 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import PowerConfig, VirtConfig
+from agent.config import HostAccessConfig, PowerConfig, VirtConfig
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
+from agent.intake.hostaccess import host_emulators
 from agent.intake.launch import Launch
 from agent.metrics.snapshot import Snapshot
 from agent.runtime import creation
@@ -55,6 +56,7 @@ class VmRegistry:
         bus: StatusBus,
         *,
         virt: VirtConfig | None = None,
+        access: HostAccessConfig | None = None,
         reconnect: bool = False,
         records: DownRecords | None = None,
         power_config: PowerConfig | None = None,
@@ -65,6 +67,8 @@ class VmRegistry:
         self._port = port
         self._bus = bus
         self._virt = virt or VirtConfig()
+        self._access = access or HostAccessConfig()
+        self._emulators: frozenset[str] | None = None  # the host's, from capabilities
         self._reconnect = reconnect
         self._records = records or DownRecords(None)
         self._owner_kw: dict[str, Any] = {
@@ -153,8 +157,12 @@ class VmRegistry:
 
     async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
         """VM.create: plan the launch (runtime/creation.py), answer WaitForLaunch at once
-        with the plan's warnings; the owner then defines and starts the domain."""
-        async with creation.planned(self._port, self._virt, vm_id, params) as planned:
+        with the plan's warnings; the owner then defines and starts the domain. The plan is
+        checked against [host_access] with the host's emulators (from capabilities, cached)."""
+        if self._emulators is None:
+            self._emulators = host_emulators((await self._port.host_facts()).capabilities_xml)
+        access = (self._access, self._emulators)
+        async with creation.planned(self._port, self._virt, vm_id, params, access) as planned:
             return await self.launch(planned)
 
     async def launch(self, planned: Launch) -> dict[str, Any]:

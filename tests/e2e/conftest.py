@@ -86,7 +86,10 @@ class Agent:
             f'[libvirt]\nuri = "{URI}"\n'
             f'[virt]\ndomain_type = "qemu"\nconsole_log_dir = "{self.console_dir}"\n'
             "[metrics]\nsample_interval_s = 1.0\n"
+            '[stomp]\nlisten = ""\n'  # test_stomp_qemu.py turns it on with --set
             f'[state]\ndir = "{tmp / "state"}"\n'
+            # The test guest and each test's own temp dir hold the images (defaults stay).
+            f'[host_access]\nimage_roots = ["{GUEST_DIR}", "{tmp}", "/var/lib/libvirt/images"]\n'
         )
         self.log = tmp / "hvagent.log"
         self.base = f"http://{self.listen}"

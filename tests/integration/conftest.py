@@ -30,7 +30,11 @@ def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
         ),
         libvirt=config.LibvirtConfig(uri=uri or f"test://{NODE_XML}"),
         virt=config.VirtConfig(domain_type="kvm", console_log_dir=str(tmp_path / "console")),
+        stomp=config.StompConfig(listen=""),  # tests/integration/test_stomp_*.py enable it
         state=config.StateConfig(dir=str(tmp_path / "state")),
+        # The test driver never opens a file: tests name made-up paths anywhere. The policy's
+        # defaults are tested in test_host_access.py.
+        host_access=config.HostAccessConfig(image_roots=("/",)),
     )
 
 

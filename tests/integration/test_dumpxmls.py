@@ -71,3 +71,27 @@ async def test_dumpxmls_shows_devices_and_unknown_is_code_1(rpc):
         assert (err["code"], err["data"]["param"]) == (-32602, "vmList")
     finally:
         await rpc.call("VM.destroy", vmID=vm_id)
+
+
+async def test_one_down_vm_does_not_fail_the_list(rpc, virconn):
+    """A VM whose domain is gone (Down) and an unknown id are left out; the rest is answered
+    (issue 15, found item 7)."""
+    up, down = str(uuid.uuid4()), str(uuid.uuid4())
+    for vm_id in (up, down):
+        params = {"vmId": vm_id, "vmName": f"dx-{vm_id[:8]}", "memSize": 64}
+        await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+        await rpc.wait_status(vm_id, "Up", 10)
+    dom = virconn.lookupByUUIDString(down)
+    dom.destroy()
+    dom.undefine()
+    await rpc.wait_status(down, "Down", 30)
+    unknown = str(uuid.uuid4())
+    try:
+        dumped = await rpc.call("Host.dumpxmls", vmList=[down, up, unknown])
+        assert list(dumped) == [up]
+        assert domxml.parse(dumped[up]).findtext("uuid") == up
+        err = await rpc.error("Host.dumpxmls", vmList=[down, unknown])
+        assert err["code"] == 1 and err["data"]["vmIds"] == [down, unknown]
+    finally:
+        await rpc.call("VM.destroy", vmID=up)
+        await rpc.call("VM.destroy", vmID=down)

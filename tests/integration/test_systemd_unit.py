@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import RpcConfig
+
 UNIT = Path(__file__).parents[2] / "systemd" / "hvagent.service"
 
 
@@ -40,3 +42,5 @@ def test_unit_declares_notify_watchdog_and_safe_kill_mode():
     assert svc["KillMode"] in ("process", "mixed")
     assert "libvirtd.service" in unit["After"] and "libvirtd.service" in unit["Wants"]
     assert "libvirt-guests.service" in unit["Before"]
+    # The fd limit leaves room for the connection cap (issue 15).
+    assert int(svc["LimitNOFILE"]) >= 4 * RpcConfig().max_connections

@@ -13,8 +13,9 @@ def write(tmp_path, text, name="hvagent.toml"):
 def test_defaults_without_file(monkeypatch, tmp_path):
     monkeypatch.setattr(config, "DEFAULT_PATH", tmp_path / "absent.toml")
     cfg = config.load(None)
-    assert cfg.rpc.listen == "127.0.0.1:54321"
-    assert (cfg.rpc.host, cfg.rpc.port) == ("127.0.0.1", 54321)
+    assert cfg.rpc.listen == "127.0.0.1:54322"
+    assert (cfg.rpc.host, cfg.rpc.port) == ("127.0.0.1", 54322)
+    assert (cfg.stomp.listen, cfg.stomp.tls) == ("0.0.0.0:54321", True)
     assert cfg.libvirt.uri == "qemu:///system"
     assert cfg.virt.domain_type == "kvm"
 
@@ -29,7 +30,9 @@ def test_shipped_conf_file_is_exactly_the_defaults():
 def test_file_values_dropins_and_overrides(tmp_path):
     p = write(tmp_path, '[libvirt]\nuri = "test:///default"\n[virt]\ndomain_type = "qemu"\n')
     (tmp_path / "hvagent.toml.d").mkdir()
-    write(tmp_path / "hvagent.toml.d", '[rpc]\nlisten = "0.0.0.0:1"\n', "10-a.toml")
+    write(
+        tmp_path / "hvagent.toml.d", '[rpc]\nlisten = "0.0.0.0:1"\ninsecure = true\n', "10-a.toml"
+    )
     write(tmp_path / "hvagent.toml.d", '[rpc]\nlisten = "[::1]:2"\n', "20-b.toml")
     cfg = config.load(p, {"libvirt.uri": "qemu:///session"})
     assert cfg.libvirt.uri == "qemu:///session"
@@ -67,3 +70,48 @@ def test_missing_explicit_file_is_an_error(tmp_path):
 def test_bad_override_names_command_line():
     with pytest.raises(ConfigError, match="command line: \\[virt\\] domain_type"):
         config.load(None, {"virt.domain_type": 3})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"rpc.listen": "0.0.0.0:1"}, "[rpc] listen"),
+        ({"rpc.listen": "[::]:1"}, "[rpc] listen"),
+        ({"stomp.listen": "10.1.2.3:1", "stomp.tls": False}, "[stomp] listen"),
+    ],
+)
+def test_plain_listeners_off_loopback_need_insecure(overrides, named):
+    with pytest.raises(ConfigError, match="insecure = true") as exc:
+        config.load(None, overrides)
+    assert named in str(exc.value)
+    section = named[1:].split("]")[0]
+    assert config.load(None, {**overrides, f"{section}.insecure": True})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"rpc.listen": "127.0.0.1:1"},
+        {"rpc.listen": "[::1]:1"},
+        {"rpc.listen": "localhost:1"},
+        {"stomp.listen": "127.0.0.1:1", "stomp.tls": False},
+        {"stomp.listen": "0.0.0.0:54321", "stomp.tls": True},
+    ],
+)
+def test_loopback_or_tls_needs_no_flag(overrides):
+    assert config.load(None, overrides)
+
+
+def test_host_access_lists_from_toml(tmp_path):
+    path = write(tmp_path, '[host_access]\nimage_roots = ["/srv/images"]\nallow_hostdev = true\n')
+    cfg = config.load(path)
+    assert cfg.host_access.image_roots == ("/srv/images",)
+    assert cfg.host_access.allow_hostdev is True
+    assert cfg.host_access.block_prefixes == ("/dev/disk/by-id/", "/dev/mapper/")
+    for text, key in (
+        ('[host_access]\nimage_roots = ["rel"]\n', "host_access"),
+        ("[host_access]\nimage_roots = [1]\n", "image_roots"),
+        ('[host_access]\nimage_roots = "/srv"\n', "image_roots"),
+    ):
+        with pytest.raises(config.ConfigError, match=key):
+            config.load(write(tmp_path, text))

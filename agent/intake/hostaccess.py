@@ -1,0 +1,240 @@
+"""Host-access policy: what on the host a VM may touch, checked before anything is defined.
+
+Paths (vmParams `kernel`, `initrd`, every disk/cdrom/floppy `path`; in domain XML every disk
+`<source file|dev|dir>` and backing store, `<os>` `<kernel>`, `<initrd>`, `<dtb>`):
+- must be absolute, without `..` components;
+- a path under /dev/ is a block device: it must start with one of `block_prefixes` and
+  resolve (symlinks followed) to a device node under /dev/;
+- any other path must resolve, symlinks followed, under one of `image_roots`.
+`<loader>` and `<nvram>` (and its template) must resolve under `firmware_roots`.
+
+Domain XML (the engine's, and hvagent's own built from vmParams, checked the same way):
+- `<emulator>` only if it is one of the host's own (from libvirt's capabilities; the caller
+  hands them in); libvirt picks the right one when the element is absent;
+- no element in the `qemu:` namespace (command-line passthrough);
+- no host device unless `allow_hostdev`: `<hostdev>`, `<interface type='hostdev'>`, TPM
+  passthrough, `<input type='passthrough|evdev'>`, `<smartcard mode='host'>`; `<rng>` reads
+  only /dev/urandom, /dev/random or /dev/hwrng; no `<filesystem>` unless `allow_filesystem`;
+  no `<seclabel type='none'>` unless `allow_seclabel_none`;
+- chardevs (`<serial>`, `<parallel>`, `<console>`, `<channel>`) of type file, pipe, dev or
+  unix, every `<log file>`, `<graphics>` sockets and `<shmem>` servers only under
+  `chardev_roots` (hvagent's own directories and libvirt's); `<os><acpi><table>` under the
+  image roots;
+- no interface `<script>` or `<downscript>`.
+A refusal is -32602 naming the field (`data.param`: e.g. `devices[0].path`, `kernel`,
+`vmParams.xml`) with the element or path in `data.reason`. Pure except `os.path.realpath`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from lxml import etree
+
+from agent import wirevalues
+from agent.config import HostAccessConfig as Policy
+from agent.config import VirtConfig
+from agent.domxml import parse
+from agent.errors import InvalidParams
+
+XML_PARAM = "vmParams.xml"
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+_CHARDEVS = ("serial", "parallel", "console", "channel")
+_CHARDEV_FILES = ("file", "pipe", "dev", "unix")
+_HOST_DEVICES = (
+    ("devices/hostdev", "<hostdev>"),
+    ("devices/interface[@type='hostdev']", "<interface type='hostdev'>"),
+    ("devices/tpm/backend[@type='passthrough']", "<tpm> passthrough"),
+    ("devices/input[@type='passthrough']", "<input type='passthrough'>"),
+    ("devices/input[@type='evdev']", "<input type='evdev'>"),
+    ("devices/smartcard[@mode='host']", "<smartcard mode='host'>"),
+)
+_RNG_SOURCES = ("/dev/urandom", "/dev/random", "/dev/hwrng")
+
+
+def for_host(policy: Policy, virt: VirtConfig) -> Policy:
+    """The policy with hvagent's own places added: [virt] image_root to the image roots,
+    [virt] console_log_dir to the chardev roots."""
+    return dataclasses.replace(
+        policy,
+        image_roots=(virt.image_root, *policy.image_roots),
+        chardev_roots=(*policy.chardev_roots, virt.console_log_dir),
+    )
+
+
+def refused(param: str, reason: str) -> InvalidParams:
+    return InvalidParams(f"{param}: {reason}", param=param)
+
+
+def _under(real: str, roots: Iterable[str]) -> bool:
+    for root in roots:
+        base = os.path.realpath(root).rstrip("/") + "/"
+        if real == base.rstrip("/") or real.startswith(base):
+            return True
+    return False
+
+
+def check_path(path: str, param: str, roots: tuple[str, ...], policy: Policy) -> None:
+    """Refuse `path` unless it is a block device from `block_prefixes` or resolves under
+    `roots`. Both are followed through symlinks at this moment (validation time)."""
+    shown = wirevalues.echo(path)
+    if not path.startswith("/"):
+        raise refused(param, f"{shown} must be an absolute path")
+    if ".." in path.split("/"):
+        raise refused(param, f"{shown} must not contain '..'")
+    real = os.path.realpath(path)
+    if path.startswith("/dev/"):
+        if not any(path.startswith(p) for p in policy.block_prefixes):
+            raise refused(
+                param,
+                f"block device {shown} is not allowed: only under "
+                f"{', '.join(policy.block_prefixes)} ([host_access] block_prefixes)",
+            )
+        if not real.startswith("/dev/"):
+            raise refused(param, f"{shown} resolves to {wirevalues.echo(real)}, not a device")
+        return
+    if not _under(real, roots):
+        raise refused(
+            param,
+            f"{shown} resolves to {wirevalues.echo(real)}, outside the allowed roots "
+            f"{', '.join(roots)} ([host_access])",
+        )
+
+
+def check_params(params: Mapping[str, Any], policy: Policy) -> None:
+    """The host paths in legacy vmParams (already validated as strings by the spec)."""
+    for key in ("kernel", "initrd"):
+        if isinstance(params.get(key), str) and params[key]:
+            check_path(params[key], key, policy.image_roots, policy)
+    devices = params.get("devices")
+    for i, dev in enumerate(devices if isinstance(devices, list) else []):
+        if not isinstance(dev, Mapping):
+            continue
+        if dev.get("type") == "disk" and isinstance(dev.get("path"), str) and dev["path"]:
+            check_path(dev["path"], f"devices[{i}].path", policy.image_roots, policy)
+        spec = dev.get("specParams")
+        if (
+            dev.get("type") == "tpm"
+            and isinstance(spec, Mapping)
+            and spec.get("mode") == "passthrough"
+            and not policy.allow_hostdev
+        ):
+            raise refused(
+                f"devices[{i}].specParams.mode",
+                "TPM passthrough hands a host device to the VM ([host_access] allow_hostdev)",
+            )
+
+
+def check_domain(root: etree._Element, policy: Policy, emulators: Iterable[str]) -> None:
+    """Refuse domain XML that reaches the host beyond the policy (see the module doc)."""
+    for el in root.iter():
+        if isinstance(el.tag, str) and el.tag.startswith("{" + QEMU_NS + "}"):
+            raise _xml(f"<qemu:{etree.QName(el).localname}> (QEMU passthrough) is not allowed")
+    allowed = set(emulators)
+    for el in root.iterfind("devices/emulator"):
+        text = (el.text or "").strip()
+        if text not in allowed:
+            raise _xml(
+                f"<emulator> {wirevalues.echo(text)} is not this host's emulator "
+                f"({', '.join(sorted(allowed)) or 'unknown'}); leave it out and libvirt picks it"
+            )
+    if not policy.allow_hostdev:
+        for path, what in _HOST_DEVICES:
+            if root.find(path) is not None:
+                raise _xml(f"{what} hands a host device to the VM ([host_access] allow_hostdev)")
+    for el in root.iterfind("devices/rng/backend[@model='random']"):
+        if (el.text or "").strip() not in _RNG_SOURCES:
+            raise _xml(
+                f"<rng> backend {wirevalues.echo(el.text or '')} is not one of "
+                f"{', '.join(_RNG_SOURCES)}"
+            )
+    if not policy.allow_filesystem and root.find("devices/filesystem") is not None:
+        raise _xml("<filesystem> shares host files ([host_access] allow_filesystem)")
+    if not policy.allow_seclabel_none and root.find(".//seclabel[@type='none']") is not None:
+        raise _xml("<seclabel type='none'> is not allowed ([host_access] allow_seclabel_none)")
+    for tag in ("script", "downscript"):
+        if root.find(f"devices/interface/{tag}") is not None:
+            raise _xml(f"interface <{tag}> runs a host program and is not allowed")
+    _check_chardevs(root, policy)
+    _check_files(root, policy)
+
+
+def _xml(reason: str) -> InvalidParams:
+    return refused(XML_PARAM, reason)
+
+
+def _check_chardevs(root: etree._Element, policy: Policy) -> None:
+    for tag in _CHARDEVS:
+        for dev in root.iterfind(f"devices/{tag}"):
+            if dev.get("type") in _CHARDEV_FILES:
+                for source in dev.iterfind("source"):
+                    path = source.get("path")
+                    if path:
+                        _xml_path(
+                            path,
+                            f"<{tag} type='{dev.get('type')}'> source",
+                            policy.chardev_roots,
+                            policy,
+                        )
+    for el in root.iterfind("devices/graphics"):
+        for sock in (el.get("socket"), *(ls.get("socket") for ls in el.iterfind("listen"))):
+            if sock:
+                _xml_path(sock, "<graphics> socket", policy.chardev_roots, policy)
+    for el in root.iterfind("devices/shmem/server"):
+        if el.get("path"):
+            _xml_path(el.get("path", ""), "<shmem> server", policy.chardev_roots, policy)
+    for log in root.iterfind("devices//log"):
+        if log.get("file"):
+            _xml_path(log.get("file", ""), "<log file>", policy.chardev_roots, policy)
+
+
+def _check_files(root: etree._Element, policy: Policy) -> None:
+    for disk in root.iterfind("devices/disk"):
+        for source in disk.iter("source"):
+            for attr in ("file", "dev", "dir"):
+                if source.get(attr):
+                    _xml_path(
+                        source.get(attr, ""), f"<disk> <source {attr}>", policy.image_roots, policy
+                    )
+    for el in root.iterfind("os/acpi/table"):
+        if (el.text or "").strip():
+            _xml_path(el.text.strip(), "<os><acpi><table>", policy.image_roots, policy)
+    for tag in ("kernel", "initrd", "dtb"):
+        for el in root.iterfind(f"os/{tag}"):
+            if (el.text or "").strip():
+                _xml_path((el.text or "").strip(), f"<os><{tag}>", policy.image_roots, policy)
+    for el in root.iterfind("os/loader"):
+        if (el.text or "").strip():
+            _xml_path((el.text or "").strip(), "<os><loader>", policy.firmware_roots, policy)
+    for el in root.iterfind("os/nvram"):
+        if (el.text or "").strip():
+            _xml_path(el.text.strip(), "<os><nvram>", policy.firmware_roots, policy)
+        if el.get("template"):
+            _xml_path(el.get("template", ""), "<os><nvram template>", policy.firmware_roots, policy)
+
+
+def _xml_path(path: str, what: str, roots: tuple[str, ...], policy: Policy) -> None:
+    try:
+        check_path(path, XML_PARAM, roots, policy)
+    except InvalidParams as exc:
+        reason = exc.reason.removeprefix(f"{XML_PARAM}: ")
+        raise _xml(f"{what}: {reason}") from None
+
+
+def check(params: Any, xml: str, policy: Policy, emulators: Iterable[str]) -> None:
+    """VM.create's check: vmParams' own paths (named precisely), then the domain XML that
+    would be defined, whether the engine's or built by hvagent."""
+    if isinstance(params, Mapping) and "xml" not in params:
+        check_params(params, policy)
+    check_domain(parse(xml), policy, emulators)
+
+
+def host_emulators(capabilities_xml: str) -> frozenset[str]:
+    """The emulator binaries libvirt's capabilities name for this host."""
+    root = etree.fromstring(capabilities_xml.encode())
+    return frozenset(
+        (el.text or "").strip() for el in root.iterfind("guest/arch/emulator") if el.text
+    )

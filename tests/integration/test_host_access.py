@@ -1,0 +1,181 @@
+"""The host-access policy over JSON-RPC on the test driver, with the default [host_access]
+plus one image root (issue 15, "Host access"): every refusal is -32602 naming the field and
+the element or path; nothing is defined."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+
+import pytest
+import pytest_asyncio
+
+from agent import config
+from tests.client import RpcClient
+from tests.integration.conftest import SHARED_URI, Daemon, libvirt_uuids, make_config
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def images(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    (root / "ok.img").write_bytes(b"")
+    os.symlink("/etc/shadow", root / "shadow-link")
+    return root
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def strict(tmp_path, virconn, session, images):
+    cfg = make_config(tmp_path, SHARED_URI)
+    policy = config.HostAccessConfig(
+        image_roots=(*config.HostAccessConfig().image_roots, str(images))
+    )
+    d = Daemon(dataclasses.replace(cfg, host_access=policy))
+    client = RpcClient(d.base, session)
+    await client.wait_ready(30)
+    yield client
+    assert await d.stop() == 0
+
+
+def base(vm_id, **kw):
+    return {"vmId": vm_id, "vmName": f"ha-{vm_id[:8]}", "memSize": 64, **kw}
+
+
+def disk(path, **kw):
+    return {"devices": [{"type": "disk", "path": path, **kw}]}
+
+
+PARAMS = [
+    (disk("/etc/shadow"), "devices[0].path", "outside the allowed roots"),
+    (disk("/etc/passwd", readonly="false"), "devices[0].path", "outside"),
+    (disk("/var/lib/libvirt/images/../../../etc/shadow"), "devices[0].path", "'..'"),
+    (disk("/dev/vda"), "devices[0].path", "block device"),
+    (disk("/dev/sda", device="cdrom"), "devices[0].path", "block device"),
+    (disk("/etc/shadow", device="floppy", iface="fdc"), "devices[0].path", "outside"),
+    ({"kernel": "/etc/shadow"}, "kernel", "outside"),
+    ({"initrd": "/root/.ssh/id_rsa"}, "initrd", "outside"),
+    (
+        {"devices": [{"type": "tpm", "specParams": {"mode": "passthrough"}}]},
+        "devices[0].specParams.mode",
+        "allow_hostdev",
+    ),
+]
+
+
+@pytest.mark.parametrize(("change", "param", "reason"), PARAMS, ids=[p[1] for p in PARAMS])
+async def test_host_paths_in_vm_params_are_refused(strict, virconn, change, param, reason):
+    vm_id = str(uuid.uuid4())
+    err = await strict.error("VM.create", vmID=vm_id, vmParams=base(vm_id, **change))
+    assert (err["code"], err["data"]["param"]) == (-32602, param), err
+    assert reason in err["data"]["reason"]
+    assert vm_id not in libvirt_uuids(virconn)
+
+
+async def test_a_symlink_out_of_the_roots_is_refused(strict, images):
+    vm_id = str(uuid.uuid4())
+    err = await strict.error(
+        "VM.create", vmID=vm_id, vmParams=base(vm_id, **disk(str(images / "shadow-link")))
+    )
+    assert err["data"]["param"] == "devices[0].path" and "/etc/shadow" in err["data"]["reason"]
+
+
+async def test_allowed_paths_start(strict, images):
+    vm_id = str(uuid.uuid4())
+    params = base(vm_id, kernel=str(images / "ok.img"))
+    params["devices"] = [
+        {"type": "disk", "path": str(images / "ok.img")},
+        {"type": "disk", "path": "/dev/disk/by-id/ata-made-up", "diskType": "block"},
+        {"type": "disk", "device": "cdrom", "path": "/var/lib/libvirt/images/x.iso"},
+    ]
+    await strict.call("VM.create", vmID=vm_id, vmParams=params)
+    await strict.wait_status(vm_id, "Up", 10)
+    await strict.call("VM.destroy", vmID=vm_id)
+
+
+def domain(vm_id, devices="", os_extra="", extra="", ns=""):
+    return (
+        f"<domain type='kvm'{ns}><name>hx-{vm_id[:8]}</name><uuid>{vm_id}</uuid>"
+        f"<memory>65536</memory><os><type>hvm</type>{os_extra}</os>{extra}"
+        f"<devices>{devices}</devices></domain>"
+    )
+
+
+QEMU_NS = " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
+XML = [
+    (
+        {
+            "extra": "<qemu:commandline><qemu:arg value='-fw_cfg'/>"
+            "<qemu:arg value='name=opt/x,file=/etc/shadow'/></qemu:commandline>",
+            "ns": QEMU_NS,
+        },
+        "qemu:commandline",
+    ),
+    ({"devices": "<emulator>/tmp/evil.sh</emulator>"}, "<emulator>"),
+    (
+        {
+            "devices": "<hostdev mode='subsystem' type='pci'><source><address domain='0' "
+            "bus='0' slot='1' function='0'/></source></hostdev>"
+        },
+        "<hostdev>",
+    ),
+    (
+        {"devices": "<filesystem type='mount'><source dir='/'/><target dir='host'/></filesystem>"},
+        "<filesystem>",
+    ),
+    (
+        {"devices": "<serial type='file'><source path='/etc/cron.d/x'/></serial>"},
+        "<serial type='file'>",
+    ),
+    ({"devices": "<serial type='pty'><log file='/etc/profile'/></serial>"}, "<log file>"),
+    (
+        {"devices": "<interface type='ethernet'><script path='/tmp/x.sh'/></interface>"},
+        "<script>",
+    ),
+    ({"extra": "<seclabel type='none'/>"}, "seclabel"),
+    (
+        {
+            "devices": "<disk type='file' device='disk'><source file='/etc/shadow'/>"
+            "<target dev='vda'/></disk>"
+        },
+        "<source file>",
+    ),
+    (
+        {
+            "devices": "<disk type='block' device='disk'><source dev='/dev/vda'/>"
+            "<target dev='vda'/></disk>"
+        },
+        "block device",
+    ),
+    ({"devices": "<tpm><backend type='passthrough'/></tpm>"}, "<tpm> passthrough"),
+    ({"devices": "<input type='evdev'><source dev='/dev/input/event0'/></input>"}, "evdev"),
+    ({"devices": "<smartcard mode='host'/>"}, "<smartcard mode='host'>"),
+    (
+        {"devices": "<rng model='virtio'><backend model='random'>/etc/shadow</backend></rng>"},
+        "<rng>",
+    ),
+    ({"devices": "<graphics type='vnc' socket='/etc/x.sock'/>"}, "<graphics> socket"),
+    ({"os_extra": "<acpi><table type='slic'>/etc/shadow</table></acpi>"}, "<acpi>"),
+    ({"os_extra": "<kernel>/etc/shadow</kernel>"}, "<os><kernel>"),
+    ({"os_extra": "<loader>/etc/passwd</loader>"}, "<os><loader>"),
+]
+
+
+@pytest.mark.parametrize(("parts", "reason"), XML, ids=[x[1] for x in XML])
+async def test_engine_xml_reaching_the_host_is_refused(strict, virconn, parts, reason):
+    vm_id = str(uuid.uuid4())
+    params = {"vmId": vm_id, "xml": domain(vm_id, **parts)}
+    err = await strict.error("VM.create", vmID=vm_id, vmParams=params)
+    assert (err["code"], err["data"]["param"]) == (-32602, "vmParams.xml"), err
+    assert reason in err["data"]["reason"], err
+    assert vm_id not in libvirt_uuids(virconn)
+
+
+async def test_the_hosts_own_emulator_is_accepted(strict):
+    vm_id = str(uuid.uuid4())
+    xml = domain(vm_id, devices="<emulator>/usr/bin/test-hv</emulator>")
+    await strict.call("VM.create", vmID=vm_id, vmParams={"vmId": vm_id, "xml": xml})
+    await strict.wait_status(vm_id, "Up", 10)
+    await strict.call("VM.destroy", vmID=vm_id)
