@@ -37,6 +37,7 @@ class EventFeed:
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, self._on_agent, None),
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_GRAPHICS, self._on_graphics, None),
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_RTC_CHANGE, self._on_rtc_change, None),
+            reg(None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, self._on_io_error, None),
         ]
         self._conn.registerCloseCallback(self._on_close, None)
 
@@ -68,6 +69,11 @@ class EventFeed:
     ) -> None:
         kind, cause = evtab.lifecycle(event, detail)
         self._put(dom, kind, stop_cause=cause, pause_code=evtab.pause_code(event, detail))
+
+    def _on_io_error(
+        self, _c: Any, dom: libvirt.virDomain, _path: str, _alias: str, _act: int, why: str, _o: Any
+    ) -> None:
+        self._put(dom, EventKind.IO_ERROR, pause_code="ENOSPC" if why == "enospc" else "EIO")
 
     def _on_rtc_change(self, _c: Any, dom: libvirt.virDomain, utcoffset: int, _o: Any) -> None:
         self._put(dom, EventKind.RTC_CHANGE, utc_offset=int(utcoffset))

@@ -125,6 +125,11 @@ async def test_pause_code_and_elapsed_time_reset_on_reboot():
         port.emit(DomainEvent(VM, EventKind.RESUMED))
         await settle()
         assert "pauseCode" not in owner.stats()
+        port.emit(DomainEvent(VM, EventKind.IO_ERROR, pause_code="ENOSPC"))
+        port.emit(DomainEvent(VM, EventKind.SUSPENDED, pause_code="EIO"))
+        await settle()
+        assert owner.stats()["pauseCode"] == "ENOSPC"  # the reason libvirt gave before
+        port.emit(DomainEvent(VM, EventKind.RESUMED))
         port.emit(DomainEvent(VM, EventKind.SUSPENDED, pause_code="NOERR"))
         await settle()
         assert owner.stats()["pauseCode"] == "NOERR"

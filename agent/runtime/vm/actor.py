@@ -324,11 +324,14 @@ class VmOwner:
             case EventKind.STARTED if state.status is VmStatus.DOWN:
                 await self.domain_started()  # a restarted QEMU may have new ports
                 self.set_status(VmStatus.UP)
+            case EventKind.IO_ERROR:
+                state.io_error = event.pause_code  # libvirt sends it before SUSPENDED
             case EventKind.SUSPENDED if state.status is not VmStatus.DOWN:
-                state.pause_code = event.pause_code or "NOERR"
+                code = event.pause_code or "NOERR"
+                state.pause_code = state.io_error if code == "EIO" and state.io_error else code
                 self.set_status(VmStatus.PAUSED)
             case EventKind.RESUMED if state.status is VmStatus.PAUSED:
-                state.pause_code = None
+                state.pause_code = state.io_error = None
                 self.set_status(VmStatus.UP)
             case EventKind.REBOOT:
                 state.rebooted()

@@ -78,6 +78,7 @@ class VmState:
         # being created has only the XML hvagent built until its owner reads the live one).
         self.devices_hash = facts.devices.hash if status is not VmStatus.WAIT_FOR_LAUNCH else None
         self.pause_code: str | None = "NOERR" if status is VmStatus.PAUSED else None
+        self.io_error: str | None = None  # the last I/O error's code since running
         # Why the domain will stop, when hvagent stops it (VM.destroy, destroy-on-reboot).
         self.stop_reason: ExitReason | None = None
         self._port = port
