@@ -79,6 +79,7 @@ async def main() -> None:
         libvirt=config.LibvirtConfig(uri="test:///default"),
         virt=config.VirtConfig(domain_type="kvm", console_log_dir=f"{tmp}/console"),
         state=config.StateConfig(dir=f"{tmp}/state"),
+        stomp=config.StompConfig(listen=""),
         logging=config.LoggingConfig(level="WARNING"),
         metrics=config.MetricsConfig(sample_interval_s=INTERVAL, sample_timeout_s=30.0),
     )
@@ -97,7 +98,7 @@ async def main() -> None:
                 "memSize": 64,
                 "smp": 2,
                 "devices": [
-                    {"type": "disk", "path": f"/var/lib/b{i}.img", "format": "raw"},
+                    {"type": "disk", "path": f"/var/lib/libvirt/images/b{i}.img", "format": "raw"},
                     {"type": "interface", "device": "bridge", "network": "br0"},
                     {"type": "balloon", "specParams": {"model": "virtio"}},
                 ],

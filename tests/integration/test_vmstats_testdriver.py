@@ -71,7 +71,12 @@ async def test_stats_shape_on_the_test_driver_and_time_offset_across_a_restart(
         "smp": 2,
         "timeOffset": 3600,
         "devices": [
-            {"type": "disk", "path": "/var/lib/x.img", "format": "raw", "serial": IMAGE},
+            {
+                "type": "disk",
+                "path": "/var/lib/libvirt/images/x.img",
+                "format": "raw",
+                "serial": IMAGE,
+            },
             {"type": "interface", "device": "bridge", "network": "br0", "nicModel": "virtio"},
             {"type": "balloon", "specParams": {"model": "virtio"}},
         ],
