@@ -86,7 +86,9 @@ async def test_sampled_fragment_merged_else_the_unsampled_shape():
         assert stats["vcpuQuota"] == "-1" and stats["vcpuPeriod"] == "100000"
         fragment = {"cpuUser": "12.50", "cpuActual": True, "monitorResponse": "-1"}
         host.snapshot = Snapshot(1.0, vm_stats={VM: fragment})
+        calls = len(port.calls)
         stats = registry.get(VM).stats()
+        assert len(port.calls) == calls  # the verb path only copies: no libvirt call
         assert stats["cpuUser"] == "12.50" and stats["cpuActual"] is True
         assert stats["monitorResponse"] == "-1"
 
