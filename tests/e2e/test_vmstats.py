@@ -108,3 +108,21 @@ async def test_guest_stats_move_and_monitor_response_follows_qemu(
         os.kill(pid, signal.SIGCONT)
     await _stats_until(rpc, vm_id, lambda s: s["monitorResponse"] == "0", 60, "never back to 0")
     await rpc.call("VM.destroy", vmID=vm_id)
+
+
+async def test_created_time_offset_survives_an_hvagent_restart(rpc, agent, guest):
+    from tests.client import RpcClient
+
+    vm_id, params = guest_params(guest, timeOffset="3600")
+    await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+    await rpc.wait_status(vm_id, "Up", 120)
+    (before,) = await rpc.call("VM.getStats", vmID=vm_id)
+    assert before["timeOffset"] == "3600" and before["hash"]
+    agent.kill9()
+    agent.start()
+    second = RpcClient(agent.base, rpc.session)
+    await second.wait_ready(120)
+    (after,) = await second.call("VM.getStats", vmID=vm_id)
+    assert after["status"] == "Up" and after["timeOffset"] == "3600"
+    assert after["hash"] == before["hash"]  # same live devices
+    await second.call("VM.destroy", vmID=vm_id)
