@@ -46,6 +46,17 @@ def capabilities(xml: str) -> Capabilities:
     )
 
 
+def cpu_models(domain_capabilities_xml: str) -> frozenset[str] | None:
+    """The named CPU models this host's QEMU knows (domain capabilities, mode 'custom');
+    None when unknown (no domain capabilities from this driver)."""
+    if not domain_capabilities_xml:
+        return None
+    root = parse(domain_capabilities_xml)
+    models = {(m.text or "").strip() for m in root.iterfind("cpu/mode[@name='custom']/model")}
+    models.discard("")
+    return frozenset(models) or None
+
+
 def meminfo(text: str) -> dict[str, int]:
     """/proc/meminfo -> {key: KiB}."""
     out = {}

@@ -41,13 +41,16 @@ def wants(params: Any) -> bool:
     return isinstance(params, Mapping) and any(k in params for k in KEYS)
 
 
-def host_view(virt: VirtConfig, capabilities_xml: str) -> HostView:
+def host_view(
+    virt: VirtConfig, capabilities_xml: str, domain_capabilities_xml: str = ""
+) -> HostView:
     """This host as the converters see it (reads /etc/os-release: call it off the loop)."""
     caps = hostinfo.capabilities(capabilities_xml)
     osr = hostinfo.os_release(_read("/etc/os-release"))
     return HostView(
         image_root=virt.image_root,
         machines=frozenset(caps.machines) or None,
+        cpu_models=hostinfo.cpu_models(domain_capabilities_xml),
         default_machine=virt.default_machine or None,
         host_uuid=caps.host_uuid,
         os_name=osr.get("NAME", ""),

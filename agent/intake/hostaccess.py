@@ -20,7 +20,9 @@ Domain XML (the engine's, and hvagent's own built from vmParams, checked the sam
   unix, every `<log file>`, `<graphics>` sockets and `<shmem>` servers only under
   `chardev_roots` (hvagent's own directories and libvirt's); `<os><acpi><table>` under the
   image roots;
-- no interface `<script>` or `<downscript>`.
+- no interface `<script>` or `<downscript>`;
+- only reviewed elements as children of `<domain>` and `<devices>` (DOMAIN_CHILDREN,
+  DEVICE_CHILDREN): an unknown or namespaced element there is refused by name.
 A refusal is -32602 naming the field (`data.param`: e.g. `devices[0].path`, `kernel`,
 `vmParams.xml`) with the element or path in `data.reason`. Pure except `os.path.realpath`.
 """
@@ -53,6 +55,81 @@ _HOST_DEVICES = (
     ("devices/smartcard[@mode='host']", "<smartcard mode='host'>"),
 )
 _RNG_SOURCES = ("/dev/urandom", "/dev/random", "/dev/hwrng")
+# The elements a domain and its <devices> may have: libvirt's QEMU-relevant schema, less
+# what runs host programs or needs host services hvagent does not manage (<bootloader>,
+# <idmap>, <lease>: sanlock). Anything else is refused by name, so a new libvirt element
+# reaches the host only once it is reviewed and added here. Namespaced metadata is kept
+# (<metadata> children are not looked at); qemu: elements are refused above.
+DOMAIN_CHILDREN = frozenset(
+    [
+        "name",
+        "uuid",
+        "genid",
+        "title",
+        "description",
+        "metadata",
+        "maxMemory",
+        "memory",
+        "currentMemory",
+        "blkiotune",
+        "memtune",
+        "memoryBacking",
+        "vcpu",
+        "vcpus",
+        "iothreads",
+        "iothreadids",
+        "cputune",
+        "numatune",
+        "resource",
+        "sysinfo",
+        "os",
+        "features",
+        "cpu",
+        "clock",
+        "on_poweroff",
+        "on_reboot",
+        "on_crash",
+        "on_lockfailure",
+        "pm",
+        "perf",
+        "devices",
+        "seclabel",
+        "keywrap",
+        "launchSecurity",
+    ]
+)
+DEVICE_CHILDREN = frozenset(
+    [
+        "emulator",
+        "disk",
+        "controller",
+        "filesystem",
+        "interface",
+        "input",
+        "sound",
+        "hostdev",
+        "graphics",
+        "video",
+        "console",
+        "serial",
+        "parallel",
+        "channel",
+        "smartcard",
+        "redirdev",
+        "redirfilter",
+        "hub",
+        "watchdog",
+        "memballoon",
+        "rng",
+        "tpm",
+        "panic",
+        "shmem",
+        "memory",
+        "iommu",
+        "vsock",
+        "audio",
+    ]
+)
 
 
 def for_host(policy: Policy, virt: VirtConfig) -> Policy:
@@ -133,6 +210,9 @@ def check_domain(root: etree._Element, policy: Policy, emulators: Iterable[str])
     for el in root.iter():
         if isinstance(el.tag, str) and el.tag.startswith("{" + QEMU_NS + "}"):
             raise _xml(f"<qemu:{etree.QName(el).localname}> (QEMU passthrough) is not allowed")
+    _check_known(root, DOMAIN_CHILDREN, "<domain>")
+    for devices in root.iterfind("devices"):
+        _check_known(devices, DEVICE_CHILDREN, "<devices>")
     allowed = set(emulators)
     for el in root.iterfind("devices/emulator"):
         text = (el.text or "").strip()
@@ -164,6 +244,18 @@ def check_domain(root: etree._Element, policy: Policy, emulators: Iterable[str])
 
 def _xml(reason: str) -> InvalidParams:
     return refused(XML_PARAM, reason)
+
+
+def _check_known(parent: etree._Element, allowed: frozenset[str], where: str) -> None:
+    for el in parent:
+        if not isinstance(el.tag, str):  # comments, processing instructions
+            continue
+        name = etree.QName(el).localname if el.tag.startswith("{") else el.tag
+        if el.tag.startswith("{") or name not in allowed:
+            raise _xml(
+                f"<{name[:64]}> in {where} is not an element hvagent allows "
+                "(reviewed elements only; see README, Host access)"
+            )
 
 
 def _check_chardevs(root: etree._Element, policy: Policy) -> None:

@@ -34,10 +34,11 @@ async def planned(
     if not intake.wants(params):
         yield plan(vm_id, params, virt, *access)
         return
-    caps = (await port.host_facts()).capabilities_xml
+    facts = await port.host_facts()
 
     def convert() -> intake.Converted:  # blocking: file look-ups, OVA extraction
-        return intake.convert(vm_id, params, intake.host_view(virt, caps))
+        host = intake.host_view(virt, facts.capabilities_xml, facts.domain_capabilities_xml)
+        return intake.convert(vm_id, params, host)
 
     converted = await asyncio.to_thread(convert)
     try:

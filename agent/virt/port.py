@@ -106,6 +106,7 @@ class HostFacts:
     libvirt_version: str  # "9.0.0"
     hypervisor_version: str  # QEMU's version for qemu:// URIs
     hypervisor_type: str  # "QEMU", "Test"
+    domain_capabilities_xml: str = ""  # virConnectGetDomainCapabilities; "" where unsupported
 
 
 @dataclass(frozen=True)

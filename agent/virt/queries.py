@@ -33,7 +33,15 @@ def host_facts(conn: libvirt.virConnect) -> HostFacts:
         libvirt_version=_version(conn.getLibVersion()),
         hypervisor_version=_version(conn.getVersion()),
         hypervisor_type=conn.getType(),
+        domain_capabilities_xml=_domain_capabilities(conn),
     )
+
+
+def _domain_capabilities(conn: libvirt.virConnect) -> str:
+    try:
+        return conn.getDomainCapabilities(None, "x86_64", None, None, 0)
+    except libvirt.libvirtError:
+        return ""  # drivers without it (the test driver)
 
 
 def domain_stats(conn: libvirt.virConnect) -> list[DomainStats]:

@@ -188,3 +188,19 @@ async def test_from_an_ova(he, virconn, bridge, tmp_path):
     assert result["vmId"] == vm_id
     await check_live(client, virconn, vm_id, bridge, root)
     assert await client.call("VM.destroy", vmID=vm_id) is True
+
+
+async def test_a_cpu_model_this_qemu_lacks_falls_back_with_a_warning(he, virconn, bridge):
+    """The host's CPU models come from libvirt's domain capabilities: a vm.conf naming a
+    model this QEMU does not know starts on the default model, and the reply says so."""
+    _, client, root = he
+    volumes = make_volumes(root)
+    vm_id = str(uuid.uuid4())
+    conf = vm_conf(vm_id, bridge, volumes).replace("cpuType=qemu64", "cpuType=NoSuchCpu9000")
+    result = await client.call("VM.create", vmID=vm_id, vmParams={"vmConf": conf})
+    [warning] = [w for w in result["warnings"] if w["data"]["param"] == "cpuType"]
+    assert "NoSuchCpu9000" in warning["data"]["reason"] and warning["code"] == 75
+    await check_live(client, virconn, vm_id, bridge, root)
+    live = domxml.parse(virconn.lookupByUUIDString(vm_id).XMLDesc(0))
+    assert live.findtext("cpu/model") != "NoSuchCpu9000"
+    assert await client.call("VM.destroy", vmID=vm_id) is True

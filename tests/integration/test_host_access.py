@@ -160,6 +160,13 @@ XML = [
     ({"os_extra": "<acpi><table type='slic'>/etc/shadow</table></acpi>"}, "<acpi>"),
     ({"os_extra": "<kernel>/etc/shadow</kernel>"}, "<os><kernel>"),
     ({"os_extra": "<loader>/etc/passwd</loader>"}, "<os><loader>"),
+    # Only reviewed elements: a host program, a sanlock lease, anything not known.
+    ({"extra": "<bootloader>/usr/bin/pygrub</bootloader>"}, "<bootloader> in <domain>"),
+    (
+        {"devices": "<lease><lockspace>s</lockspace><key>k</key><target path='/etc/x'/></lease>"},
+        "<lease> in <devices>",
+    ),
+    ({"extra": "<frobnicate/>"}, "<frobnicate> in <domain>"),
 ]
 
 

@@ -29,3 +29,18 @@ def test_proc_parsers():
         "NAME": "Debian",
         "VERSION_ID": "12",
     }
+
+
+DOMCAPS = """<domainCapabilities><path>/usr/bin/qemu-system-x86_64</path><cpu>
+  <mode name='host-passthrough' supported='yes'/>
+  <mode name='custom' supported='yes'>
+    <model usable='no' vendor='unknown'>qemu64</model>
+    <model usable='yes' vendor='Intel'>Haswell-noTSX</model>
+  </mode></cpu></domainCapabilities>"""
+
+
+def test_cpu_models_from_domain_capabilities():
+    # every model this QEMU knows counts (usable='no' means KVM cannot run it on this CPU,
+    # which TCG still can); a model QEMU does not know fails at start, hence the check
+    assert hostinfo.cpu_models(DOMCAPS) == frozenset({"qemu64", "Haswell-noTSX"})
+    assert hostinfo.cpu_models("") is None  # the test driver has no domain capabilities
