@@ -153,3 +153,29 @@ def test_pause_code_from_the_suspended_event_detail():
     assert evtab.pause_code(suspended, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR) == "EIO"
     assert evtab.pause_code(suspended, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_PAUSED) == "NOERR"
     assert evtab.pause_code(libvirt.VIR_DOMAIN_EVENT_RESUMED, 0) is None
+
+
+async def test_feed_translates_rtc_change_and_io_error_reason():
+    """libvirt's callbacks as the feed receives them (arguments in libvirt-python's order)."""
+    import libvirt
+
+    from agent.virt.feed import EventFeed
+
+    class Dom:
+        def UUIDString(self) -> str:
+            return str(VM)
+
+    feed = EventFeed(object())  # type: ignore[arg-type]  # no call reaches the connection
+    feed._on_rtc_change(None, Dom(), 7200, None)
+    feed._on_io_error(None, Dom(), "/img", "virtio-disk0", 1, "enospc", None)
+    feed._on_io_error(None, Dom(), "/img", "virtio-disk0", 1, "", None)
+    suspended = libvirt.VIR_DOMAIN_EVENT_SUSPENDED
+    feed._on_lifecycle(None, Dom(), suspended, libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR, None)
+    stream = feed.events()
+    got = [await anext(stream) for _ in range(4)]
+    assert (got[0].kind, got[0].utc_offset) == (EventKind.RTC_CHANGE, 7200)
+    assert [(e.kind, e.pause_code) for e in got[1:]] == [
+        (EventKind.IO_ERROR, "ENOSPC"),
+        (EventKind.IO_ERROR, "EIO"),
+        (EventKind.SUSPENDED, "EIO"),
+    ]
