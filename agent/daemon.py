@@ -162,6 +162,12 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             instruments = Instruments(metrics_registry)
             port.call_observer = instruments.libvirt_call
             port.timeout_observer = instruments.libvirt_call_timed_out
+            sampler = Sampler(
+                port,
+                interval_s=cfg.metrics.sample_interval_s,
+                timeout_s=cfg.metrics.sample_timeout_s,
+                facts=lambda: registry.vm_facts(),
+            )
             registry = VmRegistry(
                 port,
                 bus,
@@ -171,11 +177,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 records=DownRecords(cfg.state.dir),
                 power_config=cfg.power,
                 observer=instruments,
-            )
-            sampler = Sampler(
-                port,
-                interval_s=cfg.metrics.sample_interval_s,
-                timeout_s=cfg.metrics.sample_timeout_s,
+                sampled=lambda: sampler.snapshot,
             )
             metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
             services = Services(
