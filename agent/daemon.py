@@ -162,6 +162,12 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
             instruments = Instruments(metrics_registry)
             port.call_observer = instruments.libvirt_call
             port.timeout_observer = instruments.libvirt_call_timed_out
+            sampler = Sampler(
+                port,
+                interval_s=cfg.metrics.sample_interval_s,
+                timeout_s=cfg.metrics.sample_timeout_s,
+                facts=lambda: registry.vm_facts(),
+            )
             registry = VmRegistry(
                 port,
                 bus,
@@ -172,11 +178,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 power_config=cfg.power,
                 observer=instruments,
                 payload=cfg.payload,
-            )
-            sampler = Sampler(
-                port,
-                interval_s=cfg.metrics.sample_interval_s,
-                timeout_s=cfg.metrics.sample_timeout_s,
+                sampled=lambda: sampler.snapshot,
             )
             metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
             services = Services(

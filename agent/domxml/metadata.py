@@ -30,6 +30,8 @@ class VmMetadata:
     custom: dict[str, str] = field(default_factory=dict)
     # A running power operation (agent/power.py to_metadata): plan, stage, UTC deadlines.
     operation: dict[str, str] | None = None
+    # The guest's RTC offset from UTC (s) as libvirt's last RTC_CHANGE said; None: as created.
+    time_offset: int | None = None
 
 
 def build(meta: VmMetadata) -> etree._Element:
@@ -46,6 +48,8 @@ def build(meta: VmMetadata) -> etree._Element:
         )
     if meta.custom:
         root.append(_M.custom(*(_M.property(v, name=k) for k, v in sorted(meta.custom.items()))))
+    if meta.time_offset is not None:
+        root.append(_M.timeOffset(str(meta.time_offset)))
     if meta.operation is not None:
         root.append(_M.operation(*(_M.field(v, name=k) for k, v in sorted(meta.operation.items()))))
     return root
@@ -73,7 +77,9 @@ def read(root: etree._Element) -> VmMetadata:
     operation = None
     if op_el is not None:
         operation = {f.get("name", ""): f.text or "" for f in op_el.iterfind(_q("field"))}
+    offset = root.findtext(_q("timeOffset"))
     return VmMetadata(
+        time_offset=int(offset) if offset and offset.lstrip("-").isdigit() else None,
         exit=exit_info,
         operation=operation,
         launch_paused=root.findtext(_q("launchPaused")) == "true",

@@ -60,8 +60,9 @@ def from_spec(s: VmSpec) -> Launch:
     xml = to_string(build_domain(s, meta))
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
     facts = live.DomainFacts(
-        s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles
-    )
+        s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles,
+        time_offset=s.time_offset or 0,
+    )  # fmt: skip
     return Launch(s.vm_id, s.name, xml, facts, s.launch_paused)
 
 

@@ -6,24 +6,44 @@ VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT, so a domain stuck in a QEMU monitor ca
 one round at most; it never blocks a scrape nor the verbs' libvirt threads. A round that
 times out keeps the previous snapshot and marks it `timed_out` (per VM in the scrape); the
 next round waits for that same call instead of queueing another one behind it.
+
+The same worker-thread hop that renders /metrics turns the round into every VM's stats
+fragment (agent/vmstats.py `for_round`), with the device facts `facts()` gives (read on the
+loop, before the hop); the Snapshot carries them as `vm_stats`, which the VM owners copy.
+A VM's figures count as stale (monitorResponse "-1") after STALE_ROUNDS intervals.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+import uuid
+from collections.abc import Callable, Mapping
 
 from agent.metrics.collector import render
 from agent.metrics.snapshot import Snapshot
 from agent.virt.port import DomainStats, Hypervisor
+from agent.vmstats import History, VmFacts, for_round
 
 log = logging.getLogger(__name__)
 
+STALE_ROUNDS = 3
+
 
 class Sampler:
-    def __init__(self, port: Hypervisor, *, interval_s: float, timeout_s: float) -> None:
+    def __init__(
+        self,
+        port: Hypervisor,
+        *,
+        interval_s: float,
+        timeout_s: float,
+        facts: Callable[[], Mapping[uuid.UUID, VmFacts]] = dict,
+    ) -> None:
         self._port = port
+        self._facts = facts
+        self._history = History()
         self._interval = interval_s
         self._timeout = timeout_s
         self.snapshot = Snapshot(taken_at=0.0)
@@ -48,9 +68,24 @@ class Sampler:
         else:
             snap = Snapshot(time.monotonic(), tuple(domains), False, time.monotonic() - start)
         # Rendering 1000 VMs takes ~0.3 s of CPU: a worker thread keeps the loop serving.
-        rendered = await asyncio.to_thread(render, snap)
+        snap, rendered = await asyncio.to_thread(self._convert, snap, self._facts())
         self.snapshot, self.rendered = snap, rendered
         return snap
+
+    def _convert(
+        self, snap: Snapshot, facts: Mapping[uuid.UUID, VmFacts]
+    ) -> tuple[Snapshot, bytes]:
+        """On the worker thread: VM stats fragments, then the /metrics text."""
+        vm_stats = for_round(
+            self._history,
+            ((d.vm_id, d.stats) for d in snap.domains),
+            snap.taken_at,
+            timed_out=snap.timed_out,
+            facts=facts,
+            stale_after=STALE_ROUNDS * self._interval,
+        )
+        snap = dataclasses.replace(snap, vm_stats=vm_stats)
+        return snap, render(snap)
 
     async def run(self) -> None:
         try:

@@ -1,8 +1,10 @@
 """Snapshot: one round of libvirt bulk stats, immutable, as the sampler took it and the
-collectors (and, later, VM stats) read it."""
+collectors and the VM owners (`vm_stats`, agent/vmstats.py) read it."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -17,3 +19,5 @@ class Snapshot:
     timed_out: bool = False
     duration_s: float = 0.0
     extra: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Each domain's VM.getStats fragment for this round (agent/vmstats.py); not to be mutated.
+    vm_stats: Mapping[uuid.UUID, Mapping[str, Any]] = field(default_factory=dict)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agent import errors
@@ -29,6 +29,7 @@ from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
 from agent.intake.hostaccess import host_emulators
 from agent.intake.launch import Launch
+from agent.metrics.snapshot import Snapshot
 from agent.runtime import creation
 from agent.runtime.bus import StatusBus
 from agent.runtime.records import DownRecords
@@ -43,6 +44,7 @@ from agent.virt.port import (
     Hypervisor,
     StopCause,
 )
+from agent.vmstats import VmFacts
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class VmRegistry:
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
         payload: PayloadConfig | None = None,
+        sampled: Callable[[], Snapshot] | None = None,
     ) -> None:
         self._port = port
         # Without a payload config (unit tests) images go to the default dir and nothing
@@ -78,6 +81,7 @@ class VmRegistry:
             "clock": clock,
             "observer": observer,
             "payload_dir": payload.dir if payload else None,
+            "sampled": sampled,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -149,6 +153,10 @@ class VmRegistry:
         if vm_ids is None:
             return list(self._owners.values())
         return [self._owners[v] for v in vm_ids if v in self._owners]
+
+    def vm_facts(self) -> dict[uuid.UUID, VmFacts]:
+        """What the sampler needs of each VM to build its stats (agent/vmstats.py)."""
+        return {v: VmFacts(o.facts.devices, o.facts.memory_mib) for v, o in self._owners.items()}
 
     # -- verbs -----------------------------------------------------------------------------
 

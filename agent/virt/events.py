@@ -70,6 +70,13 @@ def graphics_client(local: dict[str, str], remote: dict[str, str]) -> GraphicsCl
     )
 
 
+def pause_code(event: int, detail: int) -> str | None:
+    """VDSM's pauseCode for a SUSPENDED event: "EIO" when libvirt paused on an I/O error."""
+    if event != libvirt.VIR_DOMAIN_EVENT_SUSPENDED:
+        return None
+    return "EIO" if detail == libvirt.VIR_DOMAIN_EVENT_SUSPENDED_IOERROR else "NOERR"
+
+
 def lifecycle(event: int, detail: int) -> tuple[EventKind, StopCause | None]:
     kind = LIFECYCLE.get(event, EventKind.OTHER)
     cause = STOPPED_DETAIL.get(detail, StopCause.UNKNOWN) if kind is EventKind.STOPPED else None

@@ -36,6 +36,8 @@ class EventFeed:
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, self._on_reboot, None),
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_AGENT_LIFECYCLE, self._on_agent, None),
             reg(None, libvirt.VIR_DOMAIN_EVENT_ID_GRAPHICS, self._on_graphics, None),
+            reg(None, libvirt.VIR_DOMAIN_EVENT_ID_RTC_CHANGE, self._on_rtc_change, None),
+            reg(None, libvirt.VIR_DOMAIN_EVENT_ID_IO_ERROR_REASON, self._on_io_error, None),
         ]
         self._conn.registerCloseCallback(self._on_close, None)
 
@@ -66,7 +68,15 @@ class EventFeed:
         self, _c: Any, dom: libvirt.virDomain, event: int, detail: int, _o: Any
     ) -> None:
         kind, cause = evtab.lifecycle(event, detail)
-        self._put(dom, kind, stop_cause=cause)
+        self._put(dom, kind, stop_cause=cause, pause_code=evtab.pause_code(event, detail))
+
+    def _on_io_error(
+        self, _c: Any, dom: libvirt.virDomain, _path: str, _alias: str, _act: int, why: str, _o: Any
+    ) -> None:
+        self._put(dom, EventKind.IO_ERROR, pause_code="ENOSPC" if why == "enospc" else "EIO")
+
+    def _on_rtc_change(self, _c: Any, dom: libvirt.virDomain, utcoffset: int, _o: Any) -> None:
+        self._put(dom, EventKind.RTC_CHANGE, utc_offset=int(utcoffset))
 
     def _on_reboot(self, _c: Any, dom: libvirt.virDomain, _o: Any) -> None:
         self._put(dom, EventKind.REBOOT)

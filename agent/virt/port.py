@@ -50,6 +50,8 @@ class EventKind(StrEnum):
     GRAPHICS_CONNECT = "graphics-connect"
     GRAPHICS_INITIALIZE = "graphics-initialize"
     GRAPHICS_DISCONNECT = "graphics-disconnect"
+    RTC_CHANGE = "rtc-change"  # the guest set its clock: `utc_offset` is the new offset
+    IO_ERROR = "io-error"  # a disk I/O error (`pause_code`: "ENOSPC" or "EIO"); may pause
     OTHER = "other"
 
 
@@ -76,6 +78,9 @@ class DomainEvent:
     kind: EventKind
     stop_cause: StopCause | None = None  # set for STOPPED
     client: GraphicsClient | None = None  # set for GRAPHICS_*
+    utc_offset: int | None = None  # set for RTC_CHANGE: the RTC's offset from UTC (s)
+    # set for SUSPENDED ("NOERR", or "EIO" on an I/O error) and IO_ERROR ("ENOSPC", "EIO")
+    pause_code: str | None = None
 
 
 @dataclass(frozen=True)

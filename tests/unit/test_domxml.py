@@ -93,9 +93,10 @@ _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), m
     destroy_on_reboot=st.booleans(),
     custom=st.dictionaries(_text, _text, max_size=4),
     operation=st.none() | st.dictionaries(_text, _text, max_size=12),
+    time_offset=st.none() | st.integers(-(10**12), 10**12),
 )
 def test_metadata_round_trips(
-    exit_reason, message, launch_paused, destroy_on_reboot, custom, operation
+    exit_reason, message, launch_paused, destroy_on_reboot, custom, operation, time_offset
 ):
     meta = VmMetadata(
         exit=ExitInfo.of(exit_reason, message or None) if exit_reason is not None else None,
@@ -103,6 +104,7 @@ def test_metadata_round_trips(
         destroy_on_reboot=destroy_on_reboot,
         custom=custom,
         operation=operation,
+        time_offset=time_offset,
     )
     text = domxml.to_string(metadata.build(meta))
     assert metadata.read(domxml.parse(text)) == meta

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from agent import errors
@@ -29,6 +29,7 @@ from agent.clock import Clock, RealClock
 from agent.config import PowerConfig
 from agent.domxml.live import DomainFacts
 from agent.logs import vm_id_var
+from agent.metrics.snapshot import Snapshot
 from agent.runtime import payloads
 from agent.runtime.bus import StatusBus
 from agent.runtime.records import DownRecords
@@ -71,8 +72,10 @@ class VmOwner:
         observer: OwnerObserver | None = None,
         records: DownRecords | None = None,
         payload_dir: str | None = None,
+        sampled: Callable[[], Snapshot] | None = None,
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
+        self._sampled = sampled  # the sampler's latest round (VM stats fragments)
         self.records = records or DownRecords(None)
         self.port = port
         self.power_config = power_config or PowerConfig()
@@ -164,8 +167,14 @@ class VmOwner:
 
     def stats(self) -> dict[str, Any]:
         w = self.tickets.watch
+        sampled = self._sampled().vm_stats.get(self.vm_id) if self._sampled else None
         return reporting.stats(
-            self.state, self.tickets.ports, w.sessions.count, w.sessions.client_ip, self.ops.report
+            self.state,
+            self.tickets.ports,
+            w.sessions.count,
+            w.sessions.client_ip,
+            self.ops.report,
+            sampled,
         )
 
     def info(self) -> dict[str, Any]:
@@ -189,9 +198,16 @@ class VmOwner:
         self._gone = True
 
     async def domain_started(self) -> None:
-        """The domain (re)started: reset the clock and the pending stop, read console ports."""
+        """The domain (re)started: reset the clock and the pending stop, read the live XML
+        (console ports, device facts, the devices hash)."""
         self.state.started()
-        await self.tickets.read_ports()
+        try:
+            xml = await self.port.domain_xml(self.vm_id)
+        except errors.AgentError as exc:
+            log.warning("could not read the live XML: %s", exc.reason)
+            return
+        self.state.read_live(xml)
+        self.tickets.read_ports(xml)
 
     async def drop_payloads(self) -> None:
         """Remove this VM's payload images (runtime/payloads.py), off the loop."""
@@ -318,10 +334,19 @@ class VmOwner:
             case EventKind.STARTED if state.status is VmStatus.DOWN:
                 await self.domain_started()  # a restarted QEMU may have new ports
                 self.set_status(VmStatus.UP)
+            case EventKind.IO_ERROR:
+                state.io_error = event.pause_code  # libvirt sends it before SUSPENDED
             case EventKind.SUSPENDED if state.status is not VmStatus.DOWN:
+                code = event.pause_code or "NOERR"
+                state.pause_code = state.io_error if code == "EIO" and state.io_error else code
                 self.set_status(VmStatus.PAUSED)
             case EventKind.RESUMED if state.status is VmStatus.PAUSED:
+                state.pause_code = state.io_error = None
                 self.set_status(VmStatus.UP)
+            case EventKind.REBOOT:
+                state.rebooted()
+            case EventKind.RTC_CHANGE if event.utc_offset is not None:
+                await state.persist(time_offset=event.utc_offset)
             case EventKind.AGENT_CONNECTED:
                 state.agent_connected = True
             case EventKind.AGENT_DISCONNECTED:

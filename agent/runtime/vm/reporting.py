@@ -6,13 +6,21 @@ Host.getAllVmStats and every status event, `info` VM.getInfo and Host.getVMFullL
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from agent import consoles
 from agent.consoles import GraphicsInfo
+from agent.domxml.live import Devices
 from agent.runtime.vm.state import VmState
 from agent.status import VmStatus
+from agent.vmstats import fragment
+
+# A running VM's sampled fields before its first sampling round (the shape, VDSM's defaults).
+_UNSAMPLED: Mapping[str, Any] = MappingProxyType(
+    {**fragment(None, {}, 0.0, Devices()), "monitorResponse": "0"}
+)
 
 
 def short(state: VmState) -> dict[str, Any]:
@@ -33,9 +41,11 @@ def stats(
     sessions: Callable[[str], int],
     client_ip: str,
     operation: dict[str, Any] | None,
+    sampled: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Per-VM stats; Down VMs carry their exit info. `operation` is the last report of the
-    VM's operation (hvagent's own `powerOperation` field)."""
+    VM's operation (hvagent's own `powerOperation` field); `sampled` the VM's fragment of
+    the latest sampling round (agent/vmstats.py), copied as it is."""
     out = short(state)
     if state.external:
         out["external"] = True
@@ -44,7 +54,7 @@ def stats(
     if state.status is VmStatus.DOWN:
         if state.exit_info is not None:
             out.update(state.exit_info.to_wire())
-        out["timeOffset"] = "0"
+        out["timeOffset"] = str(state.time_offset)
         return out
     facts = state.facts
     out.update(
@@ -53,14 +63,18 @@ def stats(
         kvmEnable=_flag(facts.domain_type == "kvm"),
         acpiEnable=_flag(facts.acpi),
         elapsedTime=str(int(time.monotonic() - state.started_mono)),
-        monitorResponse="0",
         clientIp=client_ip,
-        timeOffset="0",
+        timeOffset=str(state.time_offset),
         vcpuCount=str(facts.vcpus),
         memSize=facts.memory_mib,
         guestAgentConnected=state.agent_connected,
         **consoles.display_report(list(ports), sessions),
     )
+    out.update(_UNSAMPLED if sampled is None else sampled)
+    if state.devices_hash is not None:
+        out["hash"] = state.devices_hash
+    if state.status is VmStatus.PAUSED:
+        out["pauseCode"] = state.pause_code or "NOERR"
     return out
 
 

@@ -19,8 +19,9 @@ import time
 from typing import Any
 
 from agent import errors
-from agent.domxml import metadata, to_string
+from agent.domxml import metadata, parse, to_string
 from agent.domxml.live import DomainFacts
+from agent.domxml.live import devices as live_devices
 from agent.domxml.metadata import VmMetadata
 from agent.status import ExitInfo, ExitReason, VmStatus
 from agent.virt.port import Hypervisor, StopCause
@@ -73,6 +74,11 @@ class VmState:
         self.exit_info = exit_info
         self.agent_connected = False
         self.started_mono = time.monotonic()
+        # VM stats' `hash`: known once libvirt's live XML was read (adoption reads it; a VM
+        # being created has only the XML hvagent built until its owner reads the live one).
+        self.devices_hash = facts.devices.hash if status is not VmStatus.WAIT_FOR_LAUNCH else None
+        self.pause_code: str | None = "NOERR" if status is VmStatus.PAUSED else None
+        self.io_error: str | None = None  # the last I/O error's code since running
         # Why the domain will stop, when hvagent stops it (VM.destroy, destroy-on-reboot).
         self.stop_reason: ExitReason | None = None
         self._port = port
@@ -88,6 +94,22 @@ class VmState:
         """The domain (re)started: elapsed time counts from now, no stop is pending."""
         self.started_mono = time.monotonic()
         self.stop_reason = None
+
+    def rebooted(self) -> None:
+        """The guest rebooted (libvirt's REBOOT): VDSM resets elapsedTime."""
+        self.started_mono = time.monotonic()
+
+    def read_live(self, xml: str) -> None:
+        """libvirt's live XML: device facts (NIC target devs, disks) and the devices hash."""
+        devices = live_devices(parse(xml))
+        self.facts = dataclasses.replace(self.facts, devices=devices)
+        self.devices_hash = devices.hash
+
+    @property
+    def time_offset(self) -> int:
+        """The guest RTC's offset (s): as the last RTC_CHANGE said, else as created."""
+        offset = self.meta.time_offset
+        return self.facts.time_offset if offset is None else offset
 
     def forget_operation(self) -> None:
         """Drop the persisted operation from memory; the next write clears it in libvirt."""

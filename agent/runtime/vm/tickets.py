@@ -34,16 +34,10 @@ class Consoles:
         self.ports = ports  # as last read from libvirt's live XML (None before start)
         self.watch = watch
 
-    async def read_ports(self) -> None:
+    def read_ports(self, live_xml: str) -> None:
         """Console ports as libvirt assigned them (autoport); hvagent never picks ports."""
-        if not self.ports:
-            return
-        try:
-            xml = await self._vm.port.domain_xml(self._vm.vm_id)
-        except errors.AgentError as exc:
-            log.warning("could not read console ports: %s", exc.reason)
-            return
-        self.ports = tuple(consoles.read_graphics(domxml.parse(xml)))
+        if self.ports:
+            self.ports = tuple(consoles.read_graphics(domxml.parse(live_xml)))
 
     def publish(self, *, running: bool) -> None:
         self.watch.publish(self.ports, running=running)
