@@ -10,6 +10,7 @@ in the payload dir are ever touched. Blocking: callers run these on a worker thr
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -19,7 +20,9 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pycdlib
 
@@ -141,18 +144,13 @@ def _d_chars(text: str) -> str:
     return re.sub(r"[^A-Z0-9_]", "_", text.upper())
 
 
-class _exclusive:
-    def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE)
-        self._f = os.fdopen(self._fd, "wb")
-
-    def __enter__(self) -> io.BufferedWriter:
-        return self._f  # type: ignore[return-value]
-
-    def __exit__(self, *exc: object) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._f.close()
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[BinaryIO]:
+    """A new file (O_EXCL, 0640), flushed and fsynced when the block ends."""
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, MODE), "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 # -- floppy: mtools ------------------------------------------------------------------------
