@@ -4,6 +4,7 @@
     hvagent-client [...] Namespace verb -f params.json
     hvagent-client [...] events
     hvagent-client [...] VM create --ovf FILE | --vm-conf FILE | --ova FILE [--vm-id ID]
+    hvagent-client [...] VM create vmID=ID -f FILE --cloud-init USER_DATA [--meta-data FILE]
     hvagent-client [...] he-start --ovf FILE | --vm-conf FILE | --ova FILE [--vm-id ID]
     hvagent-client --stomp [--address HOST:PORT] [--ca CA --cert CERT --key KEY] Namespace verb ...
 
@@ -64,6 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-h", "--help", action="store_true", help="show this help and the verbs")
     p.add_argument("--version", action="version", version=f"hvagent-client {__version__}")
     cli_he.add_arguments(p)
+    p.add_argument(
+        "--cloud-init",
+        type=Path,
+        metavar="USER_DATA_FILE",
+        help="VM create: add a NoCloud cidata cdrom with this user-data (vmParams.cloudInit)",
+    )
+    p.add_argument(
+        "--meta-data",
+        type=Path,
+        metavar="FILE",
+        help="... and this meta-data (default: 'instance-id: <vmID>')",
+    )
     p.add_argument("namespace", nargs="?", help="Host, VM, ..., 'events' or 'he-start'")
     p.add_argument("verb", nargs="?")
     p.add_argument("params", nargs="*", metavar="name=value")
@@ -90,6 +103,21 @@ def build_params(pairs: list[str], file: Path | None) -> dict[str, Any]:
             raise Usage(f"expected name=value, got {pair!r}")
         params[name] = parse_value(raw)
     return params
+
+
+def add_cloud_init(params: dict[str, Any], args: argparse.Namespace) -> None:
+    """`VM create --cloud-init USER_DATA [--meta-data FILE]`: the files' text as
+    vmParams.cloudInit (agent/intake/payload.py builds the ISO on the daemon's host)."""
+    if (args.namespace, args.verb) != ("VM", "create") or args.cloud_init is None:
+        raise Usage("--cloud-init USER_DATA_FILE [--meta-data FILE] goes with 'VM create'")
+    vm_params = params.setdefault("vmParams", {})
+    if not isinstance(vm_params, dict):
+        raise Usage("vmParams must be a JSON object to add --cloud-init")
+    if args.meta_data is not None:
+        meta = args.meta_data.read_text()
+    else:
+        meta = f"instance-id: {params.get('vmID') or vm_params.get('vmId', '')}\n"
+    vm_params["cloudInit"] = {"userData": args.cloud_init.read_text(), "metaData": meta}
 
 
 def _local_verbs() -> dict[str, list[str]]:
@@ -155,6 +183,8 @@ async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             if not args.verb:
                 raise Usage("missing verb: hvagent-client Namespace verb name=value ...")
             params = build_params(args.params, args.file)
+            if args.cloud_init is not None or args.meta_data is not None:
+                add_cloud_init(params, args)
             reply = await client.call(f"{args.namespace}.{args.verb}", params)
     finally:
         await client.close()
@@ -177,6 +207,8 @@ async def _hosted_engine(client: Client, args: argparse.Namespace) -> dict[str, 
         raise Usage("he-start needs --ovf FILE, --vm-conf FILE or --ova FILE")
     if args.namespace != "he-start" and (args.namespace, args.verb) != ("VM", "create"):
         raise Usage("--ovf/--vm-conf/--ova go with 'VM create' or 'he-start'")
+    if args.cloud_init is not None or args.meta_data is not None:
+        raise Usage("--cloud-init goes with plain vmParams, not --ovf/--vm-conf/--ova")
     try:
         vm_id, vm_params = cli_he.request(args)
         if args.namespace == "he-start":

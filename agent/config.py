@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from agent.payload_config import PayloadConfig
+
 DEFAULT_PATH = Path("/etc/hvagent/hvagent.toml")
 
 
@@ -278,6 +280,7 @@ class Config:
     stomp: StompConfig = field(default_factory=StompConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     host_access: HostAccessConfig = field(default_factory=HostAccessConfig)
+    payload: PayloadConfig = field(default_factory=PayloadConfig)
 
     @classmethod
     def defaults(cls) -> Config:

@@ -177,6 +177,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 records=DownRecords(cfg.state.dir),
                 power_config=cfg.power,
                 observer=instruments,
+                payload=cfg.payload,
                 sampled=lambda: sampler.snapshot,
             )
             metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))

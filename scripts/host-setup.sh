@@ -17,6 +17,7 @@ PACKAGES=(
     qemu-system-x86 qemu-utils cpio busybox-static gcc python3-venv
     openssl  # scripts/test-ca.sh (test PKI for the STOMP/TLS tests)
     systemd  # systemd-analyze verify in tests/integration/test_systemd_unit.py
+    mtools  # floppy payload images (mformat/mcopy; agent/runtime/payloads.py)
 )
 # make deb (debian/rules: debhelper, dh_python3, pip for the bundled wheels) and
 # tests/package (lintian, debootstrap for a Debian 12 root, systemd-nspawn to boot it).

@@ -4,6 +4,9 @@ Plain vmParams are planned at once (agent/intake/launch.py, pure). A hosted-engi
 (`ovf`, `vmConf`, `ova`) is first converted into vmParams by agent/intake/ with the host's
 facts: conversion may read files and extract an OVA, so it runs on a worker thread, and the
 files it made are removed again if the create fails before the VM's owner takes over.
+Payload disks (agent/intake/payload.py: validated first) are written the same way, on a
+worker thread before the domain is defined (runtime/payloads.py), and removed on failure;
+the host-access policy then allows exactly those image files.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from agent import intake
-from agent.config import HostAccessConfig, VirtConfig
+from agent.config import HostAccessConfig, PayloadConfig, VirtConfig
+from agent.intake import payload
 from agent.intake.launch import Launch, plan
+from agent.runtime import payloads
 from agent.virt.port import Hypervisor
+
+Access = tuple[HostAccessConfig, Iterable[str]]
 
 
 @asynccontextmanager
@@ -28,11 +35,22 @@ async def planned(
     vm_id: uuid.UUID,
     params: Any,
     access: tuple[HostAccessConfig, Iterable[str]] = (HostAccessConfig(), ()),
+    payload_cfg: PayloadConfig | None = None,
 ) -> AsyncIterator[Launch]:
     """The launch plan for a VM.create request; leaving the block with an error undoes
-    what a conversion made. `access`: the [host_access] policy and the host's emulators."""
+    what a conversion made and removes the payload images written for it. `access`: the
+    [host_access] policy and the host's emulators."""
+    pcfg = payload_cfg or PayloadConfig()
     if not intake.wants(params):
-        yield plan(vm_id, params, virt, *access)
+        if not payload.wanted(params):
+            yield plan(vm_id, params, virt, *access)
+            return
+        params, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, params)
+        try:
+            yield plan(vm_id, params, virt, *_allowing(access, paths))
+        except BaseException:
+            await asyncio.to_thread(payloads.remove, paths)
+            raise
         return
     facts = await port.host_facts()
 
@@ -41,9 +59,35 @@ async def planned(
         return intake.convert(vm_id, params, host)
 
     converted = await asyncio.to_thread(convert)
+    paths: list[str] = []
     try:
-        launch = plan(vm_id, converted.params, virt, *access)
+        out, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, converted.params)
+        launch = plan(vm_id, out, virt, *_allowing(access, paths))
         yield dataclasses.replace(launch, warnings=(*converted.warnings, *launch.warnings))
     except BaseException:
+        await asyncio.to_thread(payloads.remove, paths)
         await asyncio.to_thread(converted.rollback)
+        raise
+
+
+def _allowing(access: Access, paths: list[str]) -> Access:
+    """The policy with this create's own payload images allowed (only those files: another
+    VM's payload in the same directory stays out of reach)."""
+    policy, emulators = access
+    if not paths:
+        return access
+    return dataclasses.replace(policy, image_roots=(*policy.image_roots, *paths)), emulators
+
+
+def _with_payloads(cfg: PayloadConfig, vm_id: uuid.UUID, params: Any) -> tuple[Any, list[str]]:
+    """Blocking: validate and decode the payloads (refused before any file is written),
+    write their images; the request with their paths, and the paths."""
+    found = payload.find(params, cfg.max_bytes)
+    if not found.images:
+        return params, []
+    paths = payloads.write(cfg.dir, vm_id, found.images)
+    try:
+        return found.apply(paths), paths
+    except BaseException:
+        payloads.remove(paths)
         raise

@@ -24,7 +24,7 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import HostAccessConfig, PowerConfig, VirtConfig
+from agent.config import HostAccessConfig, PayloadConfig, PowerConfig, VirtConfig
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
 from agent.intake.hostaccess import host_emulators
@@ -62,9 +62,13 @@ class VmRegistry:
         power_config: PowerConfig | None = None,
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
+        payload: PayloadConfig | None = None,
         sampled: Callable[[], Snapshot] | None = None,
     ) -> None:
         self._port = port
+        # Without a payload config (unit tests) images go to the default dir and nothing
+        # removes them; the daemon always passes its [payload] section.
+        self._payload = payload or PayloadConfig()
         self._bus = bus
         self._virt = virt or VirtConfig()
         self._access = access or HostAccessConfig()
@@ -76,6 +80,7 @@ class VmRegistry:
             "power_config": power_config,
             "clock": clock,
             "observer": observer,
+            "payload_dir": payload.dir if payload else None,
             "sampled": sampled,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
@@ -162,7 +167,9 @@ class VmRegistry:
         if self._emulators is None:
             self._emulators = host_emulators((await self._port.host_facts()).capabilities_xml)
         access = (self._access, self._emulators)
-        async with creation.planned(self._port, self._virt, vm_id, params, access) as planned:
+        async with creation.planned(
+            self._port, self._virt, vm_id, params, access, self._payload
+        ) as planned:
             return await self.launch(planned)
 
     async def launch(self, planned: Launch) -> dict[str, Any]:

@@ -90,6 +90,7 @@ class Agent:
             f'[state]\ndir = "{tmp / "state"}"\n'
             # The test guest and each test's own temp dir hold the images (defaults stay).
             f'[host_access]\nimage_roots = ["{GUEST_DIR}", "{tmp}", "/var/lib/libvirt/images"]\n'
+            f'[payload]\ndir = "{tmp / "payload"}"\n'
         )
         self.log = tmp / "hvagent.log"
         self.base = f"http://{self.listen}"

@@ -35,6 +35,7 @@ def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
         # The test driver never opens a file: tests name made-up paths anywhere. The policy's
         # defaults are tested in test_host_access.py.
         host_access=config.HostAccessConfig(image_roots=("/",)),
+        payload=config.PayloadConfig(dir=str(tmp_path / "payload")),
     )
 
 

@@ -100,6 +100,7 @@ def test_relations(deb):
         "python3-lxml",
         "python3-prometheus-client",
         "python3-jsonschema",
+        "python3-pycdlib",  # payload ISOs (Debian 12: 1.12)
     ):
         assert name in depends
     # The bundled libraries must not drag in their older Debian versions.

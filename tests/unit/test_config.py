@@ -51,6 +51,9 @@ def test_file_values_dropins_and_overrides(tmp_path):
         ("[virt]\nconsole_log_dir = 'rel/dir'\n", "console_log_dir must be an absolute path"),
         ("[libvirt]\ncall_threads = 0\n", "call_threads must be at least 1"),
         ("[logging]\nlevel = 'LOUD'\n", "level must be"),
+        ("[payload]\ndir = 'run/payload'\n", "[payload]: dir must be an absolute path"),
+        ("[payload]\nmax_bytes = 0\n", "max_bytes must be between"),
+        ("[payload]\nmax_bytes = '10M'\n", "[payload] max_bytes: expected int, got str"),
         ("[rpc\n", "not valid TOML"),
     ],
 )

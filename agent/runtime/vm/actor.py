@@ -30,6 +30,7 @@ from agent.config import PowerConfig
 from agent.domxml.live import DomainFacts
 from agent.logs import vm_id_var
 from agent.metrics.snapshot import Snapshot
+from agent.runtime import payloads
 from agent.runtime.bus import StatusBus
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import operations, reporting
@@ -70,6 +71,7 @@ class VmOwner:
         clock: Clock | None = None,
         observer: OwnerObserver | None = None,
         records: DownRecords | None = None,
+        payload_dir: str | None = None,
         sampled: Callable[[], Snapshot] | None = None,
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
@@ -89,6 +91,7 @@ class VmOwner:
         self._inbox: asyncio.Queue[Command | DomainEvent] = asyncio.Queue()
         self._get: asyncio.Task[Command | DomainEvent] | None = None
         self._gone = False
+        self._payload_dir = payload_dir
 
     @classmethod
     def adopt(
@@ -206,6 +209,11 @@ class VmOwner:
         self.state.read_live(xml)
         self.tickets.read_ports(xml)
 
+    async def drop_payloads(self) -> None:
+        """Remove this VM's payload images (runtime/payloads.py), off the loop."""
+        if self._payload_dir is not None and not self.state.external:
+            await asyncio.to_thread(payloads.remove_for, self._payload_dir, self.vm_id)
+
     def set_status(self, status: VmStatus, exit_info: ExitInfo | None = None) -> None:
         old = self.state.change(status, exit_info)
         if status is VmStatus.DOWN:
@@ -229,6 +237,8 @@ class VmOwner:
         vm_id_var.set(str(self.vm_id))
         self._publish_consoles()
         try:
+            if self.state.status is VmStatus.DOWN:  # went down while hvagent was away
+                await self._contained("removing payloads", self.drop_payloads())
             await self._contained("resuming the operation", self.ops.resume())
             while not self._gone:
                 item = await self._next_item()
@@ -355,6 +365,7 @@ class VmOwner:
         self.ops.cancel("the domain stopped")
         await self.subtasks.stop_running()
         await self.state.persist(exit=exit_info, operation=None)
+        await self.drop_payloads()
         self.set_status(VmStatus.DOWN, exit_info)
 
     def _publish_consoles(self) -> None:

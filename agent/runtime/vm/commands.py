@@ -53,6 +53,7 @@ class LaunchCommand(Command):
             exit_info = ExitInfo.of(ExitReason.LIBVIRT_START_FAILED, exc.reason)
             # No domain is left to carry the exit info: keep it where a restart finds it.
             await vm.records.save(DownRecord(vm.vm_id, vm.state.facts.name, exit_info))
+            await vm.drop_payloads()
             vm.set_status(VmStatus.DOWN, exit_info)
             return
         await vm.domain_started()
@@ -74,6 +75,7 @@ class DestroyCommand(Command):
             vm.set_status(VmStatus.DOWN, ExitInfo.of(ExitReason.ADMIN_SHUTDOWN))
         await vm.port.undefine(vm.vm_id)
         await vm.records.remove(vm.vm_id)  # a Down record, if its start had failed
+        await vm.drop_payloads()
         log.info("VM destroyed and undefined")
         vm.forget()
 
