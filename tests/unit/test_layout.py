@@ -16,7 +16,7 @@ PURE = [
     "agent/wirevalues.py",
     "agent/errors.py",
     "agent/hostinfo.py",
-    "agent/config.py",
+    *map(str, Path(ROOT).glob("agent/config/*.py")),
     "agent/power.py",
     "agent/clock.py",
     "agent/consoles.py",

@@ -1,0 +1,164 @@
+"""Configuration of the VM runtime and the host: libvirt, VMs and their consoles, power
+operations, host access, payload disks, hvagent's state and logging."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+
+@dataclass(frozen=True)
+class LibvirtConfig:
+    uri: str = "qemu:///system"
+    call_threads: int = 8
+    # A lost connection is reopened (verbs answer 40 meanwhile, /readyz is 503), and a
+    # libvirtd that is down at start is waited for. false: crash-only, exit 1 and let
+    # systemd restart hvagent into recovery.
+    reconnect: bool = True
+    # Every libvirt call is given this long; past it the verb answers 40 (counted in
+    # hvagent_libvirt_call_timeouts_total).
+    call_timeout_s: float = 60.0
+    # libvirtd is asked a cheap question this often; unanswered for probe_timeout_s, it is
+    # taken as hung: /readyz turns 503 and verbs needing libvirt answer 40 at once.
+    probe_interval_s: float = 2.0
+    probe_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.uri:
+            raise ValueError("must not be empty")
+        if self.call_threads < 1:
+            raise ValueError("call_threads must be at least 1")
+        for name in ("call_timeout_s", "probe_interval_s", "probe_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass(frozen=True)
+class VirtConfig:
+    domain_type: str = "kvm"
+    console_log_dir: str = "/var/log/hvagent/console"
+    # Machine type used when vmParams has no emulatedMachine; empty = libvirt's default.
+    default_machine: str = ""
+    # Address consoles (SPICE/VNC) listen on unless the device names a displayIp or
+    # displayNetwork. Consoles start locked (expired ticket) until VM.setTicket.
+    graphics_listen: str = "0.0.0.0"
+    # SPICE TLS: must match libvirt's qemu.conf spice_tls (certificates live there). When
+    # true, SPICE consoles get a TLS port and defaultMode='secure', and spiceSecureChannels
+    # are honoured; when false, asking for secure channels is refused.
+    spice_tls: bool = False
+    # Where disk volumes of VMs created from an OVF, vm.conf or OVA live, in VDSM's
+    # file-domain layout <image_root>/<domainID>/images/<imageID>/<volumeID>.
+    image_root: str = "/var/lib/hvagent/images"
+
+    def __post_init__(self) -> None:
+        if not self.image_root.startswith("/"):
+            raise ValueError("image_root must be an absolute path")
+        if self.domain_type not in ("kvm", "qemu"):
+            raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {self.domain_type!r}")
+        if not self.console_log_dir.startswith("/"):
+            raise ValueError("console_log_dir must be an absolute path")
+
+    def console_log_path(self, vm_id: uuid.UUID) -> str:
+        """Where the guest's serial console is logged (virtlogd writes it)."""
+        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.log")
+
+    def console_socket_path(self, vm_id: uuid.UUID) -> str:
+        """The unix socket of the extra virtio console, when the engine asks for one."""
+        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.sock")
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ValueError(f"level must be DEBUG, INFO, WARNING or ERROR, not {self.level!r}")
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    # hvagent's own state that libvirt cannot hold: the records of VMs that went Down
+    # without a domain (their start failed), kept until VM.destroy.
+    dir: str = "/var/lib/hvagent"
+
+    def __post_init__(self) -> None:
+        if not self.dir.startswith("/"):
+            raise ValueError("dir must be an absolute path")
+
+
+@dataclass(frozen=True)
+class PowerConfig:
+    # VM.shutdown defaults when the caller omits timeout/delay (VDSM's values).
+    shutdown_timeout_s: float = 120.0
+    shutdown_delay_s: float = 30.0
+    # The ACPI power button is re-sent this often during the ACPI stage.
+    acpi_retry_s: float = 10.0
+    # A guest-agent shutdown/reboot request that takes longer counts as failed.
+    agent_command_timeout_s: float = 5.0
+    # A console disconnect action (VM.updateDevice disconnectAction) waits at least this long
+    # for a client to come back; absorbs SPICE clients reopening channels on the TLS port.
+    console_disconnect_grace_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("shutdown_timeout_s", "shutdown_delay_s", "console_disconnect_grace_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.acpi_retry_s <= 0 or self.agent_command_timeout_s <= 0:
+            raise ValueError("acpi_retry_s and agent_command_timeout_s must be positive")
+
+
+@dataclass(frozen=True)
+class HostAccessConfig:
+    """[host_access]: what a VM may touch on the host; enforced by agent/intake/hostaccess.py."""
+
+    # Disk, cdrom and floppy images, kernels and initrds must resolve (symlinks followed)
+    # under one of these or [virt] image_root. /rhev/data-center: oVirt storage domains as an
+    # engine's XML (hosted engine included) names them.
+    image_roots: tuple[str, ...] = ("/var/lib/libvirt/images", "/rhev/data-center")
+    # Block devices (paths under /dev/) only from these prefixes.
+    block_prefixes: tuple[str, ...] = ("/dev/disk/by-id/", "/dev/mapper/")
+    # <loader> and <nvram> (engine XML) under these.
+    firmware_roots: tuple[str, ...] = (
+        "/usr/share/OVMF",
+        "/usr/share/AAVMF",
+        "/usr/share/edk2",
+        "/usr/share/qemu",
+        "/usr/share/seabios",
+        "/var/lib/libvirt/qemu/nvram",
+    )
+    # Chardev file/pipe/dev/unix sources and <log file> under these (plus [virt]
+    # console_log_dir).
+    chardev_roots: tuple[str, ...] = (
+        "/run/hvagent",
+        "/var/log/hvagent",
+        "/var/lib/libvirt/qemu",
+        "/run/libvirt/qemu",
+    )
+    # Engine XML may pass host devices (<hostdev>, TPM passthrough), share host directories
+    # (<filesystem>), or turn confinement off (<seclabel type='none'>) only when enabled.
+    allow_hostdev: bool = False
+    allow_filesystem: bool = False
+    allow_seclabel_none: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("image_roots", "block_prefixes", "firmware_roots", "chardev_roots"):
+            for path in getattr(self, name):
+                if not isinstance(path, str) or not path.startswith("/"):
+                    raise ValueError(f"{name} must hold absolute paths")
+
+
+@dataclass(frozen=True)
+class PayloadConfig:
+    # Payload disk images (vmPayload, PAYLOAD:, cloudInit) built for VM.create; each is
+    # removed when its VM is destroyed or goes down.
+    dir: str = "/run/hvagent/payload"
+    # The decoded content of one VM.create's payloads, all images together.
+    max_bytes: int = 10 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not self.dir.startswith("/"):
+            raise ValueError("dir must be an absolute path")
+        if not 0 < self.max_bytes <= 1 << 30:
+            raise ValueError("max_bytes must be between 1 and 1073741824")
