@@ -73,11 +73,14 @@ async def test_guest_powering_itself_off_is_user_shutdown(rpc, agent, guest, vir
 
 
 async def test_libvirt_refusal_leaves_no_domain(rpc, agent, guest, virconn):
-    vm_id, params = guest_params(guest, kernel="/nonexistent/vmlinuz")
+    # A kernel the host-access policy allows (under the guest dir) that is not there:
+    # hvagent accepts the request, libvirt refuses to start it.
+    missing = str(Path(guest["kernel"]).with_name("nonexistent-vmlinuz"))
+    vm_id, params = guest_params(guest, kernel=missing)
     await rpc.call("VM.create", vmID=vm_id, vmParams=params)
     down = await rpc.wait_status(vm_id, "Down", 60)
     assert (down["exitCode"], down["exitReason"]) == (1, 3)
-    assert "/nonexistent/vmlinuz" in down["exitMessage"]
+    assert missing in down["exitMessage"]
     assert vm_id not in {d.UUIDString() for d in virconn.listAllDomains(0)}
 
     # Still Down with its reason after a restart (VDSM keeps it until VM.destroy), and
