@@ -207,7 +207,7 @@ class FakeHypervisor:
             raise errors.NoSuchVM(vmId=str(vm_id))
         return self._state(vm_id)
 
-    async def define_and_start(self, xml: str, *, paused: bool) -> None:
+    async def define_and_start(self, xml: str, *, paused: bool) -> str:
         """A domain that starts (paused when asked): DEFINED, STARTED (+ SUSPENDED)."""
         root = parse(xml)
         vm_id = uuid.UUID(root.findtext("uuid", ""))
@@ -227,6 +227,7 @@ class FakeHypervisor:
         self.emit(DomainEvent(vm_id, EventKind.STARTED))
         if paused:
             self.emit(DomainEvent(vm_id, EventKind.SUSPENDED))
+        return self._live_xml(vm_id)
 
     async def host_facts(self) -> HostFacts:
         """A small host, shaped as the test driver's (its emulator included)."""

@@ -185,17 +185,21 @@ class LibvirtHypervisor:
             raise translate(exc) from exc
 
     async def domain(self, vm_id: uuid.UUID) -> DomainRecord:
-        dom = await self._lookup(vm_id)
+        def work() -> DomainRecord:  # look-up and record in one trip to the threads
+            return self._record(self._conn.lookupByUUIDString(str(vm_id)))
+
         try:
-            return await self._call("domain", self._record, dom)
+            return await self._call("domain", work)
         except libvirt.libvirtError as exc:
             raise translate(exc, vmId=str(vm_id)) from exc
 
     async def domain_xml(self, vm_id: uuid.UUID) -> str:
-        dom = await self._lookup(vm_id)
-        try:
+        def work() -> str:
             # No VIR_DOMAIN_XML_SECURE: libvirt leaves graphics passwords out.
-            return await self._call("domain_xml", dom.XMLDesc, 0)
+            return self._conn.lookupByUUIDString(str(vm_id)).XMLDesc(0)
+
+        try:
+            return await self._call("domain_xml", work)
         except libvirt.libvirtError as exc:
             raise translate(exc, vmId=str(vm_id)) from exc
 
@@ -213,13 +217,13 @@ class LibvirtHypervisor:
                 err = errors.TicketFailed(err.reason, **detail)
             raise err from exc
 
-    async def define_and_start(self, xml: str, *, paused: bool) -> None:
+    async def define_and_start(self, xml: str, *, paused: bool) -> str:
         """Define (schema-validated) and start in one trip to the libvirt threads; a domain
         that fails to start is undefined again before this returns. Cancelling the caller
         does not stop the thread: the domain then runs with hvagent's metadata and the next
         recovery adopts it."""
 
-        def work() -> None:
+        def work() -> str:
             try:
                 dom = self._conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
             except libvirt.libvirtError as exc:
@@ -233,8 +237,12 @@ class LibvirtHypervisor:
                 except libvirt.libvirtError as undef:
                     log.warning("could not undefine it: %s", undef.get_error_message())
                 raise translate(exc, errors.CreateFailed) from exc
+            try:
+                return dom.XMLDesc(0)  # the live XML: ports, aliases, addresses
+            except libvirt.libvirtError:
+                return ""  # read again later; the domain runs
 
-        await self._call("define_and_start", work)
+        return await self._call("define_and_start", work)
 
     async def destroy(self, vm_id: uuid.UUID, *, graceful_attempts: int) -> None:
         dom = await self._lookup(vm_id)

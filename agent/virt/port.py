@@ -127,8 +127,9 @@ class Hypervisor(Protocol):
 
     async def domain(self, vm_id: uuid.UUID) -> DomainRecord: ...
 
-    async def define_and_start(self, xml: str, *, paused: bool) -> None:
-        """Define persistently (schema-validated) and start; on start failure undefine."""
+    async def define_and_start(self, xml: str, *, paused: bool) -> str:
+        """Define persistently (schema-validated) and start; on start failure undefine.
+        Returns the running domain's live XML (without secrets)."""
 
     async def destroy(self, vm_id: uuid.UUID, *, graceful_attempts: int) -> None:
         """Stop now; a domain that is not running is not an error."""

@@ -83,7 +83,8 @@ async def _events_for(port: Hypervisor, vm_id: uuid.UUID, kinds: list[EventKind]
 
 async def test_create_runs_the_domain_and_says_so(port):
     vm_id = uuid.uuid4()
-    await port.define_and_start(_xml(vm_id), paused=False)
+    live_at_start = parse(await port.define_and_start(_xml(vm_id), paused=False))
+    assert live_at_start.findtext("uuid") == str(vm_id)  # the live XML, in the same trip
     seen = await _events_for(port, vm_id, [EventKind.DEFINED, EventKind.STARTED])
     assert [e.kind for e in seen][:2] == [EventKind.DEFINED, EventKind.STARTED]
     record = await port.domain(vm_id)

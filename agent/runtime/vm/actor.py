@@ -197,15 +197,17 @@ class VmOwner:
         """The domain is gone (undefined): the loop ends after this command."""
         self._gone = True
 
-    async def domain_started(self) -> None:
+    async def domain_started(self, live_xml: str = "") -> None:
         """The domain (re)started: reset the clock and the pending stop, read the live XML
-        (console ports, device facts, the devices hash)."""
+        (console ports, device facts, the devices hash) unless the caller has it."""
         self.state.started()
-        try:
-            xml = await self.port.domain_xml(self.vm_id)
-        except errors.AgentError as exc:
-            log.warning("could not read the live XML: %s", exc.reason)
-            return
+        xml = live_xml
+        if not xml:
+            try:
+                xml = await self.port.domain_xml(self.vm_id)
+            except errors.AgentError as exc:
+                log.warning("could not read the live XML: %s", exc.reason)
+                return
         self.state.read_live(xml)
         self.tickets.read_ports(xml)
 

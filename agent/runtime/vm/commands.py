@@ -47,7 +47,7 @@ class LaunchCommand(Command):
 
     async def execute(self, vm: VmOwner) -> None:
         try:
-            await vm.port.define_and_start(self.xml, paused=self.paused)
+            live = await vm.port.define_and_start(self.xml, paused=self.paused)
         except errors.AgentError as exc:
             log.warning("VM failed to start: %s", exc.reason)
             exit_info = ExitInfo.of(ExitReason.LIBVIRT_START_FAILED, exc.reason)
@@ -56,7 +56,7 @@ class LaunchCommand(Command):
             await vm.drop_payloads()
             vm.set_status(VmStatus.DOWN, exit_info)
             return
-        await vm.domain_started()
+        await vm.domain_started(live)
         vm.set_status(VmStatus.PAUSED if self.paused else VmStatus.UP)
 
 
