@@ -1,10 +1,12 @@
 """VM.create -> Up through hvagent against the raw libvirt calls for the same XML, side by side.
 
-One process, one event loop, libvirt's test driver (a fresh node per connection):
+libvirt's test driver (a fresh node per connection) on both sides:
 - raw: `defineXMLFlags(xml, VALIDATE)` + `createWithFlags(0)` + `XMLDesc(0)` on a thread pool
-  of the same size as hvagent's libvirt pool ([libvirt] call_threads), awaited from the loop;
-- hvagent: the daemon (`agent.daemon.run`) in the same loop, a JSON-RPC `VM.create` over
-  HTTP keep-alive, timed until the VM's `Up` status notification arrives on /events.
+  of the same size as hvagent's libvirt pool ([libvirt] call_threads), awaited from this
+  process's event loop;
+- hvagent: the daemon as its own process (as in production; its client, this process, does
+  not share its event loop), a JSON-RPC `VM.create` over HTTP keep-alive, timed until the
+  VM's `Up` status notification arrives on /events.
 
 Sequential: per-VM time, median over N VMs (rounds alternate raw/hvagent). Concurrent: 100
 creates at once, VMs per second, each side. Also reported: the raw path without VALIDATE
@@ -15,10 +17,11 @@ untimed. Run: .venv/bin/python bench/launch.py [N]; README.md "Benchmarks" recor
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +36,6 @@ ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agent import config  # noqa: E402
-from agent.daemon import run  # noqa: E402
 from agent.intake.launch import plan  # noqa: E402
 from agent.virt.connection import register_event_loop  # noqa: E402
 
@@ -118,22 +120,34 @@ async def concurrent(launch, n: int) -> tuple[float, list[uuid.UUID]]:
     return n / (time.perf_counter() - t), ids
 
 
+def start_daemon(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sets = {
+        "libvirt.uri": NODE,
+        "rpc.listen": f"127.0.0.1:{port}",
+        "rpc.socket": "",
+        "stomp.listen": "",
+        "logging.level": "WARNING",
+        "virt.domain_type": "qemu",
+        "virt.console_log_dir": str(tmp / "console"),
+        "state.dir": str(tmp / "state"),
+        "payload.dir": str(tmp / "payload"),
+    }
+    args = [f"--set={k}={v}" for k, v in sets.items()]
+    proc = subprocess.Popen([sys.executable, "-m", "agent", *args], cwd=ROOT)
+    return proc, f"http://127.0.0.1:{port}"
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     register_event_loop()
     raw, raw_novalidate = Raw(libvirt.VIR_DOMAIN_DEFINE_VALIDATE), Raw(0)
-    tmp = Path(tempfile.mkdtemp())
-    cfg = config.load(None, {"libvirt.uri": NODE, "rpc.socket": "", "logging.level": "WARNING"})
-    cfg = dataclasses.replace(
-        cfg,
-        rpc=dataclasses.replace(cfg.rpc, listen="127.0.0.1:54399"),
-        virt=config.VirtConfig(domain_type="qemu", console_log_dir=str(tmp)),
-    )
-    stop = asyncio.Event()
-    daemon = asyncio.create_task(run(cfg, shutdown_trigger=stop.wait()))
+    proc, base = start_daemon(Path(tempfile.mkdtemp()))
     async with aiohttp.ClientSession() as session:
-        agent = Agent(session, "http://127.0.0.1:54399")
-        for _ in range(100):
+        agent = Agent(session, base)
+        for _ in range(300):
             try:
                 await agent.call("Host.ping2")
                 break
@@ -164,8 +178,8 @@ async def main() -> None:
             conc["hvagent"].append(rate)
             await agent.clean(ids)
         follower.cancel()
-    stop.set()
-    await daemon
+    proc.terminate()
+    proc.wait(30)
     ms = {k: statistics.median(v) * 1000 for k, v in seq.items()}
     print(f"sequential, {N} VMs each, median ms per VM (create -> running/Up):")
     for k, v in ms.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from agent.config import VirtConfig
+from agent.config import HostAccessConfig, VirtConfig
 from agent.intake import launch
 
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
@@ -78,18 +78,20 @@ PARAMS = {
     ],
 }
 CFG = VirtConfig(domain_type="qemu", console_log_dir="/var/log/hvagent/console")
+# The disks' directory is an image root, as an operator's would be ([host_access]).
+ACCESS = HostAccessConfig(image_roots=("/img",))
 
 
 def main() -> None:
     assert len(PARAMS["devices"]) == 15
     n = 2000
     for _ in range(200):
-        launch.plan(VM, PARAMS, CFG)
+        launch.plan(VM, PARAMS, CFG, ACCESS)
     rounds = []
     for _ in range(5):
         t0 = time.perf_counter()
         for _ in range(n):
-            launch.plan(VM, PARAMS, CFG)
+            launch.plan(VM, PARAMS, CFG, ACCESS)
         rounds.append((time.perf_counter() - t0) / n * 1e6)
     print(
         f"spec + XML build, 15-device VM: median {statistics.median(rounds):.0f} µs per VM "

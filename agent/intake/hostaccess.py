@@ -30,6 +30,7 @@ A refusal is -32602 naming the field (`data.param`: e.g. `devices[0].path`, `ker
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -146,9 +147,16 @@ def refused(param: str, reason: str) -> InvalidParams:
     return InvalidParams(f"{param}: {reason}", param=param)
 
 
+@functools.lru_cache(maxsize=256)
+def _resolved_root(root: str) -> str:
+    """A configured root as the file system resolves it (once per process: roots are the
+    operator's directories, not request data)."""
+    return os.path.realpath(root).rstrip("/") + "/"
+
+
 def _under(real: str, roots: Iterable[str]) -> bool:
     for root in roots:
-        base = os.path.realpath(root).rstrip("/") + "/"
+        base = _resolved_root(root)
         if real == base.rstrip("/") or real.startswith(base):
             return True
     return False

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from agent import errors
@@ -167,22 +167,32 @@ class VmRegistry:
         if self._emulators is None:
             self._emulators = host_emulators((await self._port.host_facts()).capabilities_xml)
         access = (self._access, self._emulators)
-        async with creation.planned(
-            self._port, self._virt, vm_id, params, access, self._payload
-        ) as planned:
-            return await self.launch(planned)
-
-    async def launch(self, planned: Launch) -> dict[str, Any]:
-        """Start a planned VM. `planned` is fully validated and rendered: nothing here can fail
-        on the request's content before libvirt sees it."""
-        self._check_free(planned)
         # A domain hvagent has not adopted yet (defined outside a moment ago) must not be
-        # overwritten by defineXML: ask libvirt too.
+        # overwritten by defineXML: libvirt is asked on its thread while the plan is made.
+        known = asyncio.ensure_future(self._libvirt_has(vm_id))
         try:
-            await self._port.domain(planned.vm_id)
+            async with creation.planned(
+                self._port, self._virt, vm_id, params, access, self._payload
+            ) as planned:
+                return await self.launch(planned, known)
+        finally:
+            if not known.done():
+                known.cancel()
+            await asyncio.gather(known, return_exceptions=True)
+
+    async def _libvirt_has(self, vm_id: uuid.UUID) -> bool:
+        try:
+            await self._port.domain(vm_id)
         except errors.NoSuchVM:
-            pass
-        else:
+            return False
+        return True
+
+    async def launch(self, planned: Launch, known: Awaitable[bool] | None = None) -> dict[str, Any]:
+        """Start a planned VM. `planned` is fully validated and rendered: nothing here can fail
+        on the request's content before libvirt sees it. `known`: whether libvirt has a
+        domain with this UUID (asked here when not given)."""
+        self._check_free(planned)
+        if await (known if known is not None else self._libvirt_has(planned.vm_id)):
             raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(planned.vm_id))
         self._check_free(planned)  # re-check: we awaited
         owner = VmOwner(
