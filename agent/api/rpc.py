@@ -5,8 +5,7 @@ Its `run` checks the call against the verb's own signature (a wrong or missing p
 answered -32602 with the parameter named in `error.data.param`), applies the recovery gate,
 turns `AgentError`s into their stable code and anything unexpected into -32603 with an
 `error_id` that is also in the log (never a traceback or exception text on the wire), and logs
-one line per call: method, VM, outcome, duration. Calling the `Exposed` itself is
-jsonrpcserver's interface (a `Result`); dispatch no longer hands it verbs (see below).
+one line per call: method, VM, outcome, duration.
 
 `dispatch(body, methods, services)` is the request entry point. A single well-formed request
 (nearly every request) is answered here without jsonrpcserver: the same structural checks as
@@ -32,8 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from jsonrpcserver import Error, Success, async_dispatch
-from jsonrpcserver.result import Result
+from jsonrpcserver import async_dispatch
 
 from agent import errors, wirevalues
 from agent.api.context import Services
@@ -43,12 +41,6 @@ log = logging.getLogger("agent.api")
 
 Verb = Callable[..., Awaitable[Any]]
 _NAMED = re.compile(r"'(\w+)'")
-_ANY_ARGS = inspect.Signature(
-    [
-        inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
-        inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
-    ]
-)
 _REQUEST_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
 _LOGGABLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,40}")
 
@@ -82,9 +74,6 @@ class Exposed:
         # names the keywords must cover.
         self._allowed = [frozenset(names[i:]) for i in range(len(names) + 1)]
         self._missing = [frozenset(names[i:required]) for i in range(len(names) + 1)]
-        # jsonrpcserver (batches) checks arguments against this; `run` checks them itself.
-        self.__signature__ = _ANY_ARGS
-        self.__name__ = name
 
     def _fits(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> bool:
         """True if `fn(services, *args, **kwargs)` binds: no extra, unknown, duplicate or
@@ -142,10 +131,6 @@ class Exposed:
             return False, internal.to_wire()
         _log_call(services, name, vm, start, "ok", logging.INFO, outcome="ok")
         return True, True if result is None else result
-
-    async def __call__(self, services: Services, /, *args: Any, **kwargs: Any) -> Result:
-        ok, value = await self.run(services, args, kwargs)
-        return Success(value) if ok else Error(value["code"], value["message"], value["data"])
 
 
 def expose(name: str, fn: Verb, *, needs_recovery: bool) -> Exposed:
