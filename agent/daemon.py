@@ -179,6 +179,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 observer=instruments,
                 payload=cfg.payload,
                 sampled=lambda: sampler.snapshot,
+                guest_agent=cfg.guest_agent,
             )
             metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
             services = Services(

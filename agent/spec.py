@@ -183,4 +183,5 @@ class VmSpec:
     launch_paused: bool = False
     custom: dict[str, str] = field(default_factory=dict)
     destroy_on_reboot: bool = False  # hvagent metadata destroyOnReboot (hosted-engine VM)
+    balloon_stats_period_s: int = 0  # <memballoon><stats period>; 0 = none
     firmware: str | None = None  # <os firmware=...>: "efi" (libvirt picks the image)

@@ -26,6 +26,7 @@ from agent.virt.port import (
     DomainRecord,
     DomainState,
     EventKind,
+    GuestInfo,
     HostFacts,
     PowerMethod,
     StopCause,
@@ -94,6 +95,11 @@ class FakeGuest:
     agent_hangs: bool = False
     reset_fails: bool = False
     running: bool = True
+    # What guest_info answers; the default is what libvirt's test driver answers for a
+    # domain without NICs (it has no guest-info or guest vCPU query).
+    agent_info: GuestInfo = GuestInfo(info={}, missing=("info", "cpu_count"))
+    agent_fails: errors.AgentError | None = None  # raised by guest_info instead
+    info_hangs: bool = False  # guest_info never returns (a hung agent)
 
 
 class FakeHypervisor:
@@ -228,6 +234,16 @@ class FakeHypervisor:
         if paused:
             self.emit(DomainEvent(vm_id, EventKind.SUSPENDED))
         return self._live_xml(vm_id)
+
+    async def guest_info(self, vm_id: uuid.UUID, *, timeout_s: int) -> GuestInfo:
+        guest = self._record(vm_id, "guest_info", timeout_s)
+        if not guest.running:
+            raise errors.WrongState("the domain is not running", vmId=str(vm_id))
+        if guest.info_hangs:
+            await asyncio.Event().wait()
+        if guest.agent_fails is not None:
+            raise guest.agent_fails
+        return guest.agent_info
 
     async def host_facts(self) -> HostFacts:
         """A small host, shaped as the test driver's (its emulator included)."""

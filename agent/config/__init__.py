@@ -17,6 +17,7 @@ from agent.config.listeners import (
 )
 from agent.config.loader import DEFAULT_PATH, Config, ConfigError, check_secure, load
 from agent.config.sections import (
+    GuestAgentConfig,
     HostAccessConfig,
     LibvirtConfig,
     LoggingConfig,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_PATH",
     "Config",
     "ConfigError",
+    "GuestAgentConfig",
     "HostAccessConfig",
     "LibvirtConfig",
     "LoggingConfig",

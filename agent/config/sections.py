@@ -50,8 +50,13 @@ class VirtConfig:
     # Where disk volumes of VMs created from an OVF, vm.conf or OVA live, in VDSM's
     # file-domain layout <image_root>/<domainID>/images/<imageID>/<volumeID>.
     image_root: str = "/var/lib/hvagent/images"
+    # Seconds between the guest's balloon-driver statistics (<memballoon><stats period>),
+    # which VM stats' memoryStats report; 0 = not asked (memoryStats stays empty).
+    balloon_stats_period_s: int = 5
 
     def __post_init__(self) -> None:
+        if not 0 <= self.balloon_stats_period_s <= 86400:
+            raise ValueError("balloon_stats_period_s must be between 0 and 86400")
         if not self.image_root.startswith("/"):
             raise ValueError("image_root must be an absolute path")
         if self.domain_type not in ("kvm", "qemu"):
@@ -107,6 +112,23 @@ class PowerConfig:
                 raise ValueError(f"{name} must not be negative")
         if self.acpi_retry_s <= 0 or self.agent_command_timeout_s <= 0:
             raise ValueError("acpi_retry_s and agent_command_timeout_s must be positive")
+
+
+@dataclass(frozen=True)
+class GuestAgentConfig:
+    # Each running VM's guest agent is asked for guest info (guestIPs, guestOsInfo, ...)
+    # this often, outside the VM's command queue; a silent agent is asked less and less
+    # often (doubling up to backoff_max_s) and its last answer is reported as stale.
+    poll_interval_s: float = 15.0
+    # libvirt's agent response timeout for these queries (whole seconds).
+    timeout_s: int = 5
+    backoff_max_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.poll_interval_s <= 0 or self.backoff_max_s < self.poll_interval_s:
+            raise ValueError("poll_interval_s must be positive and at most backoff_max_s")
+        if not 1 <= self.timeout_s <= 3600:
+            raise ValueError("timeout_s must be between 1 and 3600")
 
 
 @dataclass(frozen=True)

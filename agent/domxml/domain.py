@@ -149,7 +149,7 @@ def _devices(spec: VmSpec) -> etree._Element:
     devices.extend(sound.build(s) for s in spec.sounds)
     devices.extend(video.build(v) for v in spec.videos)
     devices.extend(watchdog.build(w) for w in spec.watchdogs)
-    devices.append(memballoon.build(spec.balloon))
+    devices.append(memballoon.build(spec.balloon, spec.balloon_stats_period_s))
     devices.extend(rng.build(r) for r in spec.rngs)
     devices.extend(memory.build(m) for m in spec.memory_devices)
     return devices

@@ -22,7 +22,7 @@ from lxml.builder import E
 
 from agent import wirevalues
 from agent.domxml import XmlError, metadata, parse, to_string
-from agent.domxml.devices import channel, serial
+from agent.domxml.devices import channel, memballoon, serial
 from agent.domxml.metadata import VmMetadata
 from agent.errors import InvalidParams, MissingParameter
 from agent.intake import enginefacts
@@ -43,6 +43,7 @@ def prepare(
     console_log: str,
     launch_paused: bool,
     custom: dict[str, str],
+    balloon_stats_period_s: int = 0,
 ) -> str:
     """The XML hvagent defines for an engine domain, with hvagent's metadata in it."""
     try:
@@ -82,6 +83,7 @@ def prepare(
         root.append(devices)
     if devices.find("serial") is None and devices.find("console") is None:
         devices.extend(serial.build(console_log))
+    memballoon.add_stats_period(devices, balloon_stats_period_s)
     names = {t.get("name") for t in devices.iterfind("channel/target")}
     if GUEST_AGENT_CHANNEL not in names:
         devices.append(channel.build_unix(GUEST_AGENT_CHANNEL))

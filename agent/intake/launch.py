@@ -80,6 +80,7 @@ def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConf
         console_log=virt.console_log_path(vm_id),
         launch_paused=paused,
         custom=f.str_map("custom"),
+        balloon_stats_period_s=virt.balloon_stats_period_s,
     )
     facts = live.facts(xml)
     return Launch(vm_id, facts.name, xml, facts, paused)

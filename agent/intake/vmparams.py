@@ -67,6 +67,7 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
         watchdogs=tuple(devices.watchdogs),
         rngs=tuple(devices.rngs),
         balloon=devices.balloon,
+        balloon_stats_period_s=virt.balloon_stats_period_s,
         graphics=consoles,
         consoles=tuple(devices.consoles),
         channels=tuple(devices.channels),

@@ -24,7 +24,13 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import HostAccessConfig, PayloadConfig, PowerConfig, VirtConfig
+from agent.config import (
+    GuestAgentConfig,
+    HostAccessConfig,
+    PayloadConfig,
+    PowerConfig,
+    VirtConfig,
+)
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
 from agent.intake.hostaccess import host_emulators
@@ -64,6 +70,7 @@ class VmRegistry:
         observer: OwnerObserver | None = None,
         payload: PayloadConfig | None = None,
         sampled: Callable[[], Snapshot] | None = None,
+        guest_agent: GuestAgentConfig | None = None,
     ) -> None:
         self._port = port
         # Without a payload config (unit tests) images go to the default dir and nothing
@@ -82,6 +89,7 @@ class VmRegistry:
             "observer": observer,
             "payload_dir": payload.dir if payload else None,
             "sampled": sampled,
+            "guest_agent": guest_agent,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None

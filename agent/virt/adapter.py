@@ -29,7 +29,7 @@ from agent import errors
 from agent.config import LibvirtConfig
 from agent.domxml import metadata
 from agent.virt import events as evtab
-from agent.virt import queries
+from agent.virt import guest, queries
 from agent.virt.connection import connect, drain_events, register_event_loop
 from agent.virt.errors import is_not_running, translate
 from agent.virt.feed import EventFeed
@@ -38,6 +38,7 @@ from agent.virt.port import (
     DomainEvent,
     DomainRecord,
     DomainStats,
+    GuestInfo,
     HostFacts,
     PowerMethod,
 )
@@ -71,6 +72,7 @@ class LibvirtHypervisor:
         # Bulk stats for metrics run on their own threads: a domain stuck in a QEMU monitor
         # call may hold one of these, never the verbs' pool.
         self._stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="libvirt-stats")
+        self._agent = guest.AgentQueries(self.liveness)  # a hung guest agent holds these
         # Set by the daemon: called with (call name, seconds) after every libvirt call, and
         # with the call name when a call ran into its deadline.
         self.call_observer: Callable[[str, float], None] | None = None
@@ -206,10 +208,8 @@ class LibvirtHypervisor:
     async def update_graphics(self, vm_id: uuid.UUID, element_xml: str) -> None:
         dom = await self._lookup(vm_id)
         try:
-            await self._call(
-                "update_graphics", dom.updateDeviceFlags, element_xml,
-                libvirt.VIR_DOMAIN_AFFECT_LIVE,
-            )  # fmt: skip
+            flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+            await self._call("update_graphics", dom.updateDeviceFlags, element_xml, flags)
         except libvirt.libvirtError as exc:
             err = translate(exc, errors.TicketFailed, vmId=str(vm_id))
             if not isinstance(err, errors.NoSuchVM | errors.HypervisorUnavailable):
@@ -364,6 +364,9 @@ class LibvirtHypervisor:
         except libvirt.libvirtError as exc:
             raise translate(exc) from exc
 
+    async def guest_info(self, vm_id: uuid.UUID, *, timeout_s: int) -> GuestInfo:
+        return await self._agent.info(self._conn, vm_id, timeout_s)  # see virt/guest.py
+
     # -- events ----------------------------------------------------------------------------
 
     def events(self) -> AsyncIterator[DomainEvent]:
@@ -378,6 +381,7 @@ class LibvirtHypervisor:
         await self._call("close", self._conn.close)
         self._pool.shutdown(wait=False)
         self._stats_pool.shutdown(wait=False)
+        self._agent.close()
         await drain_events()
         log.info("libvirt connection closed")
 

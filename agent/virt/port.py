@@ -118,6 +118,37 @@ class DomainStats:
     stats: dict[str, int | float | str]
 
 
+@dataclass(frozen=True)
+class GuestAddress:
+    family: str  # "ipv4" or "ipv6"
+    address: str
+    prefix: int
+
+
+@dataclass(frozen=True)
+class GuestInterface:
+    """One guest network interface as the QEMU guest agent names it."""
+
+    name: str
+    hwaddr: str
+    addresses: tuple[GuestAddress, ...] = ()
+
+
+@dataclass(frozen=True)
+class GuestInfo:
+    """What the QEMU guest agent told libvirt, read in one time-boxed trip.
+
+    `info` holds virDomainGetGuestInfo's typed parameters as libvirt names them ("hostname",
+    "os.id", "timezone.offset", "user.0.name", "fs.0.mountpoint", ...); `interfaces` the
+    agent's interface addresses; `cpu_count` the guest's online vCPUs. A part the driver or
+    the agent could not answer is empty (None for `cpu_count`) and named in `missing`."""
+
+    info: dict[str, int | str]
+    interfaces: tuple[GuestInterface, ...] = ()
+    cpu_count: int | None = None
+    missing: tuple[str, ...] = ()
+
+
 class ConnectionLost(Exception):
     """Raised by `events()` when the libvirt connection closed underneath us."""
 
@@ -158,6 +189,13 @@ class Hypervisor(Protocol):
 
     async def all_domain_stats(self) -> list[DomainStats]:
         """Bulk stats of every domain, taken on a separate small executor (never blocks verbs)."""
+        ...
+
+    async def guest_info(self, vm_id: uuid.UUID, *, timeout_s: int) -> GuestInfo:
+        """Ask the guest agent (libvirt's agent timeout set to `timeout_s`), on threads of
+        its own so a hung agent never holds a verb's thread. Raises the first part's error
+        (e.g. GuestAgentUnresponsive, WrongState when no agent is connected) when no part
+        answered; NoSuchVM for an unknown domain."""
         ...
 
     def events(self) -> AsyncIterator[DomainEvent]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from agent import errors
 from agent.clock import Clock, RealClock
-from agent.config import PowerConfig
+from agent.config import GuestAgentConfig, PowerConfig
 from agent.domxml.live import DomainFacts
 from agent.logs import vm_id_var
 from agent.metrics.snapshot import Snapshot
@@ -37,6 +37,7 @@ from agent.runtime.vm import operations, reporting
 from agent.runtime.vm.commands import Command, DestroyCommand
 from agent.runtime.vm.console_watch import ConsoleObserver, ConsoleWatch
 from agent.runtime.vm.driver import OperationDriver, OperationObserver
+from agent.runtime.vm.guest_poll import GuestPoller
 from agent.runtime.vm.state import VmState, exit_for_stop
 from agent.runtime.vm.subtasks import Subtasks
 from agent.runtime.vm.tickets import Consoles
@@ -73,8 +74,11 @@ class VmOwner:
         records: DownRecords | None = None,
         payload_dir: str | None = None,
         sampled: Callable[[], Snapshot] | None = None,
+        guest_agent: GuestAgentConfig | None = None,
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
+        self._guest_cfg = guest_agent  # None: no guest-agent poller (unit tests)
+        self.guest: GuestPoller | None = None
         self._sampled = sampled  # the sampler's latest round (VM stats fragments)
         self.records = records or DownRecords(None)
         self.port = port
@@ -175,6 +179,7 @@ class VmOwner:
             w.sessions.client_ip,
             self.ops.report,
             sampled,
+            self.guest.report() if self.guest is not None else None,
         )
 
     def info(self) -> dict[str, Any]:
@@ -201,6 +206,7 @@ class VmOwner:
         """The domain (re)started: reset the clock and the pending stop, read the live XML
         (console ports, device facts, the devices hash) unless the caller has it."""
         self.state.started()
+        self._poll_guest()
         xml = live_xml
         if not xml:
             try:
@@ -210,6 +216,13 @@ class VmOwner:
                 return
         self.state.read_live(xml)
         self.tickets.read_ports(xml)
+
+    def _poll_guest(self) -> None:
+        """Start the guest-agent poller (runtime/vm/guest_poll.py) unless it runs."""
+        if self._guest_cfg is None or "guest-agent" in self.subtasks.names:
+            return
+        self.guest = GuestPoller(self.port, self.vm_id, self._guest_cfg)
+        self.subtasks.start("guest-agent", self.guest.run, while_running=True)
 
     async def drop_payloads(self) -> None:
         """Remove this VM's payload images (runtime/payloads.py), off the loop."""
@@ -241,6 +254,8 @@ class VmOwner:
         try:
             if self.state.status is VmStatus.DOWN:  # went down while hvagent was away
                 await self._contained("removing payloads", self.drop_payloads())
+            if self.state.status in (VmStatus.UP, VmStatus.PAUSED):
+                self._poll_guest()  # adopted running (recovery)
             await self._contained("resuming the operation", self.ops.resume())
             while not self._gone:
                 item = await self._next_item()
@@ -351,6 +366,8 @@ class VmOwner:
                 await state.persist(time_offset=event.utc_offset)
             case EventKind.AGENT_CONNECTED:
                 state.agent_connected = True
+                if self.guest is not None:
+                    self.guest.wake()
             case EventKind.AGENT_DISCONNECTED:
                 state.agent_connected = False
             case EventKind.UNDEFINED if state.external:
@@ -366,6 +383,7 @@ class VmOwner:
     async def _went_down(self, exit_info: ExitInfo) -> None:
         self.ops.cancel("the domain stopped")
         await self.subtasks.stop_running()
+        self.guest = None
         await self.state.persist(exit=exit_info, operation=None)
         await self.drop_payloads()
         self.set_status(VmStatus.DOWN, exit_info)

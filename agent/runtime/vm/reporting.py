@@ -42,10 +42,12 @@ def stats(
     client_ip: str,
     operation: dict[str, Any] | None,
     sampled: Mapping[str, Any] | None = None,
+    guest: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Per-VM stats; Down VMs carry their exit info. `operation` is the last report of the
     VM's operation (hvagent's own `powerOperation` field); `sampled` the VM's fragment of
-    the latest sampling round (agent/vmstats.py), copied as it is."""
+    the latest sampling round (agent/vmstats.py), copied as it is; `guest` the guest-agent
+    poller's last answer (runtime/vm/guest_poll.py), absent without a poller."""
     out = short(state)
     if state.external:
         out["external"] = True
@@ -71,6 +73,8 @@ def stats(
         **consoles.display_report(list(ports), sessions),
     )
     out.update(_UNSAMPLED if sampled is None else sampled)
+    if guest is not None:
+        out.update(guest)
     if state.devices_hash is not None:
         out["hash"] = state.devices_hash
     if state.status is VmStatus.PAUSED:

@@ -1,0 +1,78 @@
+"""GuestPoller: one running VM's guest-agent poller, a subtask beside (never in) the VM's
+command inbox, so a slow or dead agent cannot delay a shutdown, a ticket or any verb.
+
+Every `[guest_agent] poll_interval_s` it asks the port for guest info (time-boxed by the
+port, and again here). An answer replaces the fields VM stats report (agent/guestinfo.py)
+and clears `stale`; a failure or a timeout keeps the last fields, sets `stale`, and doubles
+the wait up to `backoff_max_s`. `wake()` (the agent connected) asks again at once.
+Verbs only copy `report()`: never an agent call on a verb's path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from agent import errors
+from agent.config import GuestAgentConfig
+from agent.guestinfo import UNKNOWN, to_wire
+from agent.virt.port import Hypervisor
+
+log = logging.getLogger(__name__)
+
+
+class GuestPoller:
+    def __init__(self, port: Hypervisor, vm_id: uuid.UUID, cfg: GuestAgentConfig) -> None:
+        self._port = port
+        self._vm_id = vm_id
+        self._cfg = cfg
+        self._wake = asyncio.Event()
+        self.fields: Mapping[str, Any] = UNKNOWN
+        self.answered_at: float | None = None  # time.monotonic() of the last answer
+        self.stale = True
+        self.failures = 0  # in a row
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def report(self) -> dict[str, Any]:
+        """The guest fields for VM stats: the last answer, marked stale or not."""
+        out = {**self.fields, "guestInfoStale": self.stale}
+        if self.answered_at is not None:
+            out["guestInfoTime"] = str(int(self.answered_at * 1000))  # like statusTime
+        return out
+
+    async def poll_once(self) -> None:
+        # The port time-boxes the call; this deadline covers a port that does not.
+        deadline = 3 * self._cfg.timeout_s + 5
+        try:
+            async with asyncio.timeout(deadline):
+                info = await self._port.guest_info(self._vm_id, timeout_s=self._cfg.timeout_s)
+        except (errors.AgentError, TimeoutError) as exc:
+            self.stale = True
+            self.failures += 1
+            reason = exc.reason if isinstance(exc, errors.AgentError) else f"{deadline} s"
+            level = logging.INFO if self.failures == 1 else logging.DEBUG
+            log.log(level, "guest agent did not answer (%d in a row): %s", self.failures, reason)
+            return
+        self.fields = to_wire(info)
+        self.answered_at = time.monotonic()
+        self.stale = False
+        self.failures = 0
+
+    def next_wait(self) -> float:
+        wait = self._cfg.poll_interval_s * 2 ** min(self.failures, 20)
+        return min(wait, self._cfg.backoff_max_s)
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            await self.poll_once()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.next_wait()):
+                    await self._wake.wait()
