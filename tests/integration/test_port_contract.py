@@ -230,3 +230,20 @@ def _vnc_params(vm_id: uuid.UUID) -> dict:
         "memSize": 64,
         "devices": [{"type": "graphics", "device": "vnc"}],
     }
+
+
+async def test_guest_info_answers_what_the_driver_has_and_maps_errors(port):
+    """The test driver has no virDomainGetGuestInfo nor guest vCPU query: the answer holds
+    the agent's interface addresses (none for a domain without NICs) and names the parts
+    missing. QEMU's full answer is shown by tests/e2e/test_guest_stats.py."""
+    vm_id = uuid.uuid4()
+    await port.define_and_start(_xml(vm_id), paused=False)
+    info = await port.guest_info(vm_id, timeout_s=2)
+    assert info.info == {} and info.interfaces == () and info.cpu_count is None
+    assert info.missing == ("info", "cpu_count")
+    await port.destroy(vm_id, graceful_attempts=0)
+    with pytest.raises(errors.WrongState):
+        await port.guest_info(vm_id, timeout_s=2)
+    await port.undefine(vm_id)
+    with pytest.raises(errors.NoSuchVM):
+        await port.guest_info(vm_id, timeout_s=2)

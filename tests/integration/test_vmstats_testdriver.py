@@ -1,7 +1,8 @@
 """VM stats over JSON-RPC on libvirt's test driver, whose bulk stats carry the domain state
 only: every sampled field keeps VDSM's shape and defaults (cpuActual false, no crash), disks
 come from the live XML with their imageID, `hash` is there once the VM runs, and the created
-timeOffset is reported and survives an hvagent restart."""
+timeOffset is reported and survives an hvagent restart. The guest-agent fields: the test
+driver's agent interface addresses, VDSM's defaults for the rest."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ IMAGE = str(uuid.uuid4())
 def _cfg(tmp_path) -> config.Config:
     cfg = make_config(tmp_path, SHARED_URI)
     return dataclasses.replace(
-        cfg, metrics=config.MetricsConfig(sample_interval_s=0.1, sample_timeout_s=5.0)
+        cfg,
+        metrics=config.MetricsConfig(sample_interval_s=0.1, sample_timeout_s=5.0),
+        guest_agent=config.GuestAgentConfig(poll_interval_s=0.1, timeout_s=1),
     )
 
 
@@ -58,6 +61,15 @@ def _check_shape(s: dict) -> None:
         assert vda[key] == "0", key
     for key in ("readBytes", "writtenBytes", "truesize", "apparentsize"):
         assert vda[key] == "0", key
+    # guest agent: the test driver answers interface addresses only (its own made-up
+    # address for each NIC); the other fields keep VDSM's defaults
+    assert s["guestInfoStale"] is False and s["guestInfoTime"].isdigit()
+    (nic,) = s["netIfaces"]
+    assert nic["inet"] and nic["inet6"] == [] and nic["hw"].count(":") == 5
+    assert s["guestIPs"] == " ".join(nic["inet"])
+    assert s["guestFQDN"] == s["guestName"] == "" and s["guestCPUCount"] == -1
+    assert s["guestOsInfo"] == {} and s["guestTimezone"] == {} and s["disksUsage"] == []
+    assert (s["username"], s["session"]) == ("Unknown", "Unknown")
 
 
 async def test_stats_shape_on_the_test_driver_and_time_offset_across_a_restart(

@@ -1,0 +1,120 @@
+"""The guest-agent poller through a VM's owner (fake port): answers reach VM stats, a silent
+agent is backed off and its last answer reported stale, and a hung agent never delays a
+ticket or a shutdown (the poller is a subtask beside the owner's inbox)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+from agent import errors
+from agent.config import GuestAgentConfig, PowerConfig, VirtConfig
+from agent.logs import Secret
+from agent.runtime.bus import StatusBus
+from agent.runtime.registry import VmRegistry
+from agent.runtime.vm import PowerCommand, TicketCommand
+from agent.status import VmStatus
+from agent.virt.port import GuestAddress, GuestInfo, GuestInterface
+from tests.fakes import FakeClock, FakeHypervisor
+
+VM = uuid.UUID("0c8a3f4e-5f60-4a7b-8c9d-0e1f2a3b4c5d")
+FAST = GuestAgentConfig(poll_interval_s=0.05, timeout_s=1, backoff_max_s=0.4)
+ANSWER = GuestInfo(
+    info={"hostname": "g1", "timezone.name": "UTC", "timezone.offset": 0, "user.count": 0},
+    interfaces=(
+        GuestInterface("eth0", "52:54:00:00:00:01", (GuestAddress("ipv4", "10.1.2.3", 24),)),
+    ),
+    cpu_count=1,
+)
+
+
+@contextlib.asynccontextmanager
+async def running_vm(port: FakeHypervisor, **params: object) -> AsyncIterator[VmRegistry]:
+    registry = VmRegistry(
+        port,
+        StatusBus(),
+        virt=VirtConfig(),
+        power_config=PowerConfig(agent_command_timeout_s=1),
+        guest_agent=FAST,
+    )
+    task = asyncio.create_task(registry.run())
+    await registry.wait_started()
+    registry.recovered.set()
+    try:
+        await registry.create(VM, {"vmId": str(VM), "vmName": "ga", "memSize": 64, **params})
+        await until(lambda: registry.get(VM).status is VmStatus.UP, "never Up")
+        yield registry
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def until(predicate, what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def guest_calls(port: FakeHypervisor) -> int:
+    return sum(1 for c in port.calls if c.name == "guest_info")
+
+
+async def test_answers_reach_vm_stats_with_their_time():
+    port = FakeHypervisor(FakeClock())
+    async with running_vm(port) as registry:
+        owner = registry.get(VM)
+        port.guests[VM].agent_info = ANSWER
+        owner.guest.wake()
+        await until(lambda: owner.stats()["guestFQDN"] == "g1", "answer never reported")
+        stats = owner.stats()
+        assert stats["guestIPs"] == "10.1.2.3" and stats["guestCPUCount"] == 1
+        assert stats["netIfaces"][0]["inet"] == ["10.1.2.3"]
+        assert stats["guestTimezone"] == {"zone": "UTC", "offset": 0}
+        assert stats["guestInfoStale"] is False and int(stats["guestInfoTime"]) > 0
+        assert {c.arg for c in port.calls if c.name == "guest_info"} == {FAST.timeout_s}
+
+
+async def test_silent_agent_backs_off_and_keeps_its_last_answer_marked_stale():
+    port = FakeHypervisor(FakeClock())
+    async with running_vm(port) as registry:
+        owner = registry.get(VM)
+        port.guests[VM].agent_info = ANSWER
+        owner.guest.wake()
+        await until(lambda: owner.stats()["guestFQDN"] == "g1", "never answered")
+        answered_at = owner.stats()["guestInfoTime"]
+        port.guests[VM].agent_fails = errors.GuestAgentUnresponsive("silent")
+        await until(lambda: owner.stats()["guestInfoStale"] is True, "never stale")
+        stale = owner.stats()
+        assert stale["guestFQDN"] == "g1" and stale["guestInfoTime"] == answered_at
+        await until(lambda: owner.guest.failures >= 4, "stopped asking")
+        assert owner.guest.next_wait() == FAST.backoff_max_s  # 0.05 * 2**4 capped at 0.4
+        # backed off: far fewer calls in 1 s than the 20 an unbacked 0.05 s poll would make
+        before = guest_calls(port)
+        await asyncio.sleep(1.0)
+        assert guest_calls(port) - before <= 4
+        port.guests[VM].agent_fails = None
+        owner.guest.wake()  # what AGENT_CONNECTED does
+        await until(lambda: owner.stats()["guestInfoStale"] is False, "never fresh again")
+        assert owner.guest.failures == 0
+
+
+async def test_hung_agent_never_delays_a_ticket_or_a_shutdown():
+    port = FakeHypervisor(FakeClock())
+    vnc = {"devices": [{"type": "graphics", "device": "vnc"}]}
+    async with running_vm(port, **vnc) as registry:
+        owner = registry.get(VM)
+        port.guests[VM].info_hangs = True
+        owner.guest.wake()
+        await until(lambda: guest_calls(port) >= 2, "poller never asked the agent")
+        assert "guest-agent" in owner.subtasks.names  # stuck in the hung call
+        async with asyncio.timeout(5):
+            await owner.submit(TicketCommand(Secret("pw"), 30))
+            await owner.submit(PowerCommand(delay_s=0, timeout_s=30))
+            await until(lambda: owner.status is VmStatus.DOWN, "never Down")
+        assert "update_graphics" in port.names()
+        assert any(n.startswith("shutdown:") for n in port.names())
+        assert "guest-agent" not in owner.subtasks.names  # ended with the domain
+        assert owner.stats()["status"] == "Down" and "guestIPs" not in owner.stats()
