@@ -95,6 +95,8 @@ class Sessions:
     def client_ip(self) -> str:
         """The most recently authenticated client still connected ("" when none): VDSM's
         `clientIp`."""
+        if not self._open:
+            return ""  # the common case, on every VM's stats
         latest = max(
             ((seq, host) for conns in self._open.values() for (host, _), seq in conns.items()),
             default=None,

@@ -97,7 +97,9 @@ class FakeGuest:
     running: bool = True
     # What guest_info answers; the default is what libvirt's test driver answers for a
     # domain without NICs (it has no guest-info or guest vCPU query).
-    agent_info: GuestInfo = GuestInfo(info={}, missing=("info", "cpu_count"))
+    agent_info: GuestInfo = field(
+        default_factory=lambda: GuestInfo(info={}, missing=("info", "cpu_count"))
+    )
     agent_fails: errors.AgentError | None = None  # raised by guest_info instead
     info_hangs: bool = False  # guest_info never returns (a hung agent)
 

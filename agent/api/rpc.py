@@ -54,6 +54,18 @@ def request_id(rpc_id: Any) -> str:
     return "~" + uuid.uuid4().hex[:8]
 
 
+class RawJSON(str):
+    """A verb's result already serialized as JSON text: the dispatcher splices it into the
+    response as is (Host.getAllVmStats)."""
+
+
+def _encode(answer: dict[str, Any]) -> str:
+    result = answer.get("result")
+    if isinstance(result, RawJSON):
+        return f'{{"jsonrpc": "2.0", "result": {result}, "id": {json.dumps(answer["id"])}}}'
+    return json.dumps(answer)
+
+
 class Exposed:
     """One verb as dispatch calls it: `await verb.run(services, args, kwargs)` answers
     `(True, result)` or `(False, error object)`."""
@@ -237,10 +249,11 @@ async def dispatch(body: str | bytes, methods: dict[str, Any], services: Service
         request = None  # jsonrpcserver answers the parse error
     if isinstance(request, list) and request:
         answers = await asyncio.gather(*(_answer(item, methods, services) for item in request))
-        return json.dumps([a for a in answers if a is not None]) if any(answers) else ""
+        done = [_encode(a) for a in answers if a is not None]
+        return "[" + ", ".join(done) + "]" if done else ""
     if not _is_request(request):
         return await async_dispatch(
             body, methods=methods, context=services, deserializer=_loads, validator=validate_request
         )
     answer = await _answer(request, methods, services)
-    return "" if answer is None else json.dumps(answer)
+    return "" if answer is None else _encode(answer)

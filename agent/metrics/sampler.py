@@ -9,7 +9,9 @@ next round waits for that same call instead of queueing another one behind it.
 
 The same worker-thread hop that renders /metrics turns the round into every VM's stats
 fragment (agent/vmstats.py `for_round`), with the device facts `facts()` gives (read on the
-loop, before the hop); the Snapshot carries them as `vm_stats`, which the VM owners copy.
+loop, before the hop), and serializes each fragment once; the Snapshot carries them as
+`vm_stats` (VM.getStats, events copy them) and `vm_stats_json` (Host.getAllVmStats splices
+them into its answer).
 A VM's figures count as stale (monitorResponse "-1") after STALE_ROUNDS intervals.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 import uuid
@@ -84,7 +87,8 @@ class Sampler:
             facts=facts,
             stale_after=STALE_ROUNDS * self._interval,
         )
-        snap = dataclasses.replace(snap, vm_stats=vm_stats)
+        as_json = {vm_id: json.dumps(frag)[1:-1] for vm_id, frag in vm_stats.items()}
+        snap = dataclasses.replace(snap, vm_stats=vm_stats, vm_stats_json=as_json)
         return snap, render(snap)
 
     async def run(self) -> None:

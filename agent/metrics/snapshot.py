@@ -21,3 +21,6 @@ class Snapshot:
     extra: MappingProxyType[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # Each domain's VM.getStats fragment for this round (agent/vmstats.py); not to be mutated.
     vm_stats: Mapping[uuid.UUID, Mapping[str, Any]] = field(default_factory=dict)
+    # The same fragments as JSON object members (`{...}` without the braces), serialized
+    # once per round on the worker thread, for Host.getAllVmStats to splice in.
+    vm_stats_json: Mapping[uuid.UUID, str] = field(default_factory=dict)

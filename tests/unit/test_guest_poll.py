@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 
 from agent import errors
 from agent.config import GuestAgentConfig, PowerConfig, VirtConfig
 from agent.logs import Secret
+from agent.metrics.snapshot import Snapshot
 from agent.runtime.bus import StatusBus
 from agent.runtime.registry import VmRegistry
 from agent.runtime.vm import PowerCommand, TicketCommand
@@ -31,13 +33,16 @@ ANSWER = GuestInfo(
 
 
 @contextlib.asynccontextmanager
-async def running_vm(port: FakeHypervisor, **params: object) -> AsyncIterator[VmRegistry]:
+async def running_vm(
+    port: FakeHypervisor, snapshots: list[Snapshot] | None = None, **params: object
+) -> AsyncIterator[VmRegistry]:
     registry = VmRegistry(
         port,
         StatusBus(),
         virt=VirtConfig(),
         power_config=PowerConfig(agent_command_timeout_s=1),
         guest_agent=FAST,
+        sampled=(lambda: snapshots[-1]) if snapshots else None,
     )
     task = asyncio.create_task(registry.run())
     await registry.wait_started()
@@ -118,3 +123,33 @@ async def test_hung_agent_never_delays_a_ticket_or_a_shutdown():
         assert any(n.startswith("shutdown:") for n in port.names())
         assert "guest-agent" not in owner.subtasks.names  # ended with the domain
         assert owner.stats()["status"] == "Down" and "guestIPs" not in owner.stats()
+
+
+async def test_spliced_json_answer_equals_the_stats_dict():
+    """Host.getAllVmStats' JSON (owner.stats_json: the round's fragment and the guest fields
+    as serialized once) says what stats() says, unsampled, sampled, and Down."""
+    port = FakeHypervisor(FakeClock())
+    snapshots = [Snapshot(0.0)]
+    async with running_vm(port, snapshots) as registry:
+        owner = registry.get(VM)
+        port.guests[VM].agent_info = ANSWER
+        owner.guest.wake()
+        await until(lambda: owner.stats()["guestFQDN"] == "g1", "answer never reported")
+
+        def same() -> dict:
+            spliced = json.loads(owner.stats_json())
+            plain = owner.stats()
+            spliced.pop("elapsedTime", None), plain.pop("elapsedTime", None)
+            assert spliced == plain
+            return spliced
+
+        assert same()["cpuActual"] is False  # no round yet: VDSM's unsampled defaults
+        frag = {"cpuUser": "1.50", "cpuActual": True, "vcpuCount": "3", "disks": {"vda": {}}}
+        snapshots.append(
+            Snapshot(1.0, vm_stats={VM: frag}, vm_stats_json={VM: json.dumps(frag)[1:-1]})
+        )
+        sampled = same()
+        assert sampled["vcpuCount"] == "3" and sampled["guestIPs"] == "10.1.2.3"
+        await owner.submit(PowerCommand(delay_s=0, timeout_s=30, force=True))
+        await until(lambda: owner.status is VmStatus.DOWN, "never Down")
+        assert same()["status"] == "Down"

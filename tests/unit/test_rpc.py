@@ -196,3 +196,17 @@ async def test_unloggable_ids_get_a_fresh_request_id(rpc_id):
 def test_plain_ids_are_kept():
     assert rpc.request_id(17) == "17"
     assert rpc.request_id("engine-42") == "engine-42"
+
+
+async def test_a_raw_json_result_is_spliced_alone_and_in_a_batch():
+    async def raw(services):
+        return rpc.RawJSON('[{"vmId": "a\\u0000b", "n": 1}]')
+
+    methods = table() | {"Host.raw": rpc.expose("Host.raw", raw, needs_recovery=False)}
+    request_ = {"jsonrpc": "2.0", "id": 'x"y', "method": "Host.raw"}
+    single = json.loads(await rpc.dispatch(json.dumps(request_), methods, services()))
+    assert single == {"jsonrpc": "2.0", "result": [{"vmId": "a\0b", "n": 1}], "id": 'x"y'}
+    echo_ = {"jsonrpc": "2.0", "id": 2, "method": "VM.echo", "params": {"vmID": "v"}}
+    batch = [request_, {"jsonrpc": "2.0", "method": "Host.raw"}, echo_]
+    answers = json.loads(await rpc.dispatch(json.dumps(batch), methods, services()))
+    assert answers == [single, {"jsonrpc": "2.0", "result": {"vmID": "v", "count": 1}, "id": 2}]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from agent import errors
@@ -79,6 +79,7 @@ class VmOwner:
         self.vm_id: uuid.UUID = facts.vm_id
         self._guest_cfg = guest_agent  # None: no guest-agent poller (unit tests)
         self.guest: GuestPoller | None = None
+        self._memo = reporting.JsonMemo()  # for stats_json
         self._sampled = sampled  # the sampler's latest round (VM stats fragments)
         self.records = records or DownRecords(None)
         self.port = port
@@ -169,18 +170,24 @@ class VmOwner:
     def short(self) -> dict[str, Any]:
         return reporting.short(self.state)
 
-    def stats(self) -> dict[str, Any]:
-        w = self.tickets.watch
-        sampled = self._sampled().vm_stats.get(self.vm_id) if self._sampled else None
+    def stats(self, sampled: Mapping[str, Any] | None = None, guest: bool = True) -> dict:
+        """VM stats; `sampled` None: this VM's fragment of the latest round."""
+        w, g = self.tickets.watch, self.guest
+        if sampled is None and self._sampled is not None:
+            sampled = self._sampled().vm_stats.get(self.vm_id)
         return reporting.stats(
-            self.state,
-            self.tickets.ports,
-            w.sessions.count,
-            w.sessions.client_ip,
-            self.ops.report,
-            sampled,
-            self.guest.report() if self.guest is not None else None,
-        )
+            self.state, self.tickets.ports, w.sessions.count, w.sessions.client_ip,
+            self.ops.report, sampled, g.report() if g is not None and guest else None,
+        )  # fmt: skip
+
+    def stats_json(self) -> str:
+        """stats() as JSON text, the round's and the guest's parts as serialized once."""
+        snap, g = self._sampled() if self._sampled else None, self.guest
+        frag = snap.vm_stats.get(self.vm_id) if snap else None
+        frag_json = snap.vm_stats_json.get(self.vm_id) if snap else None
+        base = self.stats({}, guest=False)  # {}: no sampled fields
+        guest = g.report_json() if g else None
+        return reporting.stats_json(self._memo, base, frag, frag_json, guest)
 
     def info(self) -> dict[str, Any]:
         return reporting.info(self.state, self.tickets.ports)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -36,6 +37,7 @@ class GuestPoller:
         self.answered_at: float | None = None  # time.monotonic() of the last answer
         self.stale = True
         self.failures = 0  # in a row
+        self._json: str | None = None  # report() serialized, until it changes
 
     def wake(self) -> None:
         self._wake.set()
@@ -47,6 +49,12 @@ class GuestPoller:
             out["guestInfoTime"] = str(int(self.answered_at * 1000))  # like statusTime
         return out
 
+    def report_json(self) -> str:
+        """report() as JSON object members (no braces), serialized once per change."""
+        if self._json is None:
+            self._json = json.dumps(self.report())[1:-1]
+        return self._json
+
     async def poll_once(self) -> None:
         # The port time-boxes the call; this deadline covers a port that does not.
         deadline = 3 * self._cfg.timeout_s + 5
@@ -54,12 +62,14 @@ class GuestPoller:
             async with asyncio.timeout(deadline):
                 info = await self._port.guest_info(self._vm_id, timeout_s=self._cfg.timeout_s)
         except (errors.AgentError, TimeoutError) as exc:
+            self._json = None
             self.stale = True
             self.failures += 1
             reason = exc.reason if isinstance(exc, errors.AgentError) else f"{deadline} s"
             level = logging.INFO if self.failures == 1 else logging.DEBUG
             log.log(level, "guest agent did not answer (%d in a row): %s", self.failures, reason)
             return
+        self._json = None
         self.fields = to_wire(info)
         self.answered_at = time.monotonic()
         self.stale = False

@@ -5,6 +5,8 @@ Host.getAllVmStats and every status event, `info` VM.getInfo and Host.getVMFullL
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -21,11 +23,16 @@ from agent.vmstats import fragment
 _UNSAMPLED: Mapping[str, Any] = MappingProxyType(
     {**fragment(None, {}, 0.0, Devices()), "monitorResponse": "0"}
 )
+_UNSAMPLED_JSON = json.dumps(dict(_UNSAMPLED))[1:-1]
+
+
+# str(UUID) costs microseconds, on every VM of every Host.getAllVmStats.
+_id_text = functools.lru_cache(maxsize=16384)(str)
 
 
 def short(state: VmState) -> dict[str, Any]:
     return {
-        "vmId": str(state.vm_id),
+        "vmId": _id_text(state.vm_id),
         "status": str(state.status),
         "statusTime": state.status_time,
     }
@@ -80,6 +87,46 @@ def stats(
     if state.status is VmStatus.PAUSED:
         out["pauseCode"] = state.pause_code or "NOERR"
     return out
+
+
+class JsonMemo:
+    """One VM's last `base` (see stats_json) and its JSON members, reused while equal."""
+
+    def __init__(self) -> None:
+        self._base: dict[str, Any] | None = None
+        self._text = ""
+
+    def members(self, base: dict[str, Any]) -> str:
+        if base != self._base:
+            self._base, self._text = base, json.dumps(base)[1:-1]
+        return self._text
+
+
+def stats_json(
+    memo: JsonMemo,
+    base: dict[str, Any],
+    sampled: Mapping[str, Any] | None,
+    sampled_json: str | None,
+    guest_json: str | None,
+) -> str:
+    """`stats` as JSON text from its parts, for Host.getAllVmStats: the round's fragment and
+    the guest fields as serialized once (metrics/sampler.py, runtime/vm/guest_poll.py), and
+    `base` (stats() without them), serialized again only when it changed since the VM's last
+    call (`memo`), elapsedTime apart. Without a serialized fragment: VDSM's unsampled
+    defaults, as stats(); a Down VM is `base` alone."""
+    if base["status"] == str(VmStatus.DOWN):
+        return json.dumps(base)
+    if sampled is None or sampled_json is None:
+        sampled, sampled_json = _UNSAMPLED, _UNSAMPLED_JSON
+    for key in sampled:
+        base.pop(key, None)  # vcpuCount: the sample's wins, as in stats()
+    elapsed = base.pop("elapsedTime", None)
+    parts = ["{" + memo.members(base), sampled_json]
+    if elapsed is not None:
+        parts.append(f'"elapsedTime": {json.dumps(elapsed)}')
+    if guest_json is not None:
+        parts.append(guest_json)
+    return ", ".join(parts) + "}"
 
 
 def info(state: VmState, ports: tuple[GraphicsInfo, ...]) -> dict[str, Any]:
