@@ -183,11 +183,9 @@ class VmOwner:
     def stats_json(self) -> str:
         """stats() as JSON text, the round's and the guest's parts as serialized once."""
         snap, g = self._sampled() if self._sampled else None, self.guest
-        frag = snap.vm_stats.get(self.vm_id) if snap else None
-        frag_json = snap.vm_stats_json.get(self.vm_id) if snap else None
         base = self.stats({}, guest=False)  # {}: no sampled fields
         guest = g.report_json() if g else None
-        return reporting.stats_json(self._memo, base, frag, frag_json, guest)
+        return reporting.stats_json(self._memo, base, snap, self.vm_id, guest)
 
     def info(self) -> dict[str, Any]:
         return reporting.info(self.state, self.tickets.ports)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from agent import consoles
 from agent.consoles import GraphicsInfo
 from agent.domxml.live import Devices
+from agent.metrics.snapshot import Snapshot
 from agent.runtime.vm.state import VmState
 from agent.status import VmStatus
 from agent.vmstats import fragment
@@ -105,8 +107,8 @@ class JsonMemo:
 def stats_json(
     memo: JsonMemo,
     base: dict[str, Any],
-    sampled: Mapping[str, Any] | None,
-    sampled_json: str | None,
+    snap: Snapshot | None,
+    vm_id: uuid.UUID,
     guest_json: str | None,
 ) -> str:
     """`stats` as JSON text from its parts, for Host.getAllVmStats: the round's fragment and
@@ -116,6 +118,8 @@ def stats_json(
     defaults, as stats(); a Down VM is `base` alone."""
     if base["status"] == str(VmStatus.DOWN):
         return json.dumps(base)
+    sampled = snap.vm_stats.get(vm_id) if snap else None
+    sampled_json = snap.vm_stats_json.get(vm_id) if snap else None
     if sampled is None or sampled_json is None:
         sampled, sampled_json = _UNSAMPLED, _UNSAMPLED_JSON
     for key in sampled:
