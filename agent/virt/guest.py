@@ -82,7 +82,7 @@ def query(conn: libvirt.virConnect, vm_id: uuid.UUID, timeout_s: int) -> GuestIn
 class AgentQueries:
     """The guest-agent threads of one LibvirtHypervisor."""
 
-    def __init__(self, liveness: Liveness, threads: int = 2) -> None:
+    def __init__(self, liveness: Liveness, threads: int = 4) -> None:
         self._liveness = liveness
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="libvirt-agent")
         self._running: dict[uuid.UUID, Future[GuestInfo]] = {}

@@ -19,7 +19,7 @@ from agent.runtime.registry import VmRegistry
 from agent.runtime.vm import PowerCommand, TicketCommand
 from agent.status import VmStatus
 from agent.virt.port import GuestAddress, GuestInfo, GuestInterface
-from tests.fakes import FakeClock, FakeHypervisor
+from tests.fakes import FakeClock, FakeHypervisor, settle
 
 VM = uuid.UUID("0c8a3f4e-5f60-4a7b-8c9d-0e1f2a3b4c5d")
 FAST = GuestAgentConfig(poll_interval_s=0.05, timeout_s=1, backoff_max_s=0.4)
@@ -153,3 +153,21 @@ async def test_spliced_json_answer_equals_the_stats_dict():
         await owner.submit(PowerCommand(delay_s=0, timeout_s=30, force=True))
         await until(lambda: owner.status is VmStatus.DOWN, "never Down")
         assert same()["status"] == "Down"
+
+
+async def test_a_foreign_domain_gets_no_poller():
+    port = FakeHypervisor(FakeClock())
+    foreign = uuid.uuid4()
+    await port.define_and_start(
+        f"<domain type='kvm'><name>foreign</name><uuid>{foreign}</uuid><devices/></domain>",
+        paused=False,
+    )
+    async with running_vm(port) as registry:
+        registry.adopt(await port.domain(foreign))
+        await settle()  # the owner's loop started
+        await until(lambda: registry.get(VM).guest.answered_at is not None, "never polled")
+        owner = registry.get(foreign)
+        assert owner.external and owner.status is VmStatus.UP
+        assert owner.guest is None and "guest-agent" not in owner.subtasks.names
+        assert all(c.vm_id != foreign for c in port.calls if c.name == "guest_info")
+        assert "guestIPs" not in owner.stats()

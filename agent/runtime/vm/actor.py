@@ -223,8 +223,8 @@ class VmOwner:
         self.tickets.read_ports(xml)
 
     def _poll_guest(self) -> None:
-        """Start the guest-agent poller (runtime/vm/guest_poll.py) unless it runs."""
-        if self._guest_cfg is None or "guest-agent" in self.subtasks.names:
+        """Start the guest-agent poller (runtime/vm/guest_poll.py); none for foreign VMs."""
+        if self._guest_cfg is None or self.external or "guest-agent" in self.subtasks.names:
             return
         self.guest = GuestPoller(self.port, self.vm_id, self._guest_cfg)
         self.subtasks.start("guest-agent", self.guest.run, while_running=True)
