@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import libvirt
 
 from agent import errors
-from agent.virt.errors import translate
+from agent.virt.errors import is_not_running, translate
 
 T = TypeVar("T")
 _LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
@@ -39,7 +39,10 @@ class RunningDomainCalls:
         try:
             return await self._call(name, work)
         except libvirt.libvirtError as exc:
-            raise translate(exc, vmId=str(vm_id)) from exc
+            # "not running" is wrong state, however the driver spells it (A.8)
+            stopped = is_not_running(exc) and exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN
+            fallback = errors.WrongState if stopped else errors.HypervisorError
+            raise translate(exc, fallback, vmId=str(vm_id)) from exc
 
     async def suspend(self, vm_id: uuid.UUID) -> None:
         await self._on_domain("suspend", vm_id, lambda dom: dom.suspend())
