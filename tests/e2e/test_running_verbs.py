@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 
+import libvirt
 import pytest
 
 from agent import domxml
@@ -156,3 +157,20 @@ async def test_set_number_of_cpus_and_balloon_target(rpc, agent, guest):
         assert stats["vcpuCount"] == "2"
     finally:
         await rpc.call("VM.destroy", vmID=vm_id)
+
+
+async def test_host_hardware_info_agrees_with_libvirt(rpc, virconn):
+    """The host's SMBIOS as libvirtd sees it: the six system entries, or 57 with libvirt's
+    words where libvirtd has none (containers, some VMs: this CI host)."""
+    try:
+        sysinfo = virconn.getSysinfo(0)
+    except libvirt.libvirtError as exc:
+        err = await rpc.error("Host.getHardwareInfo")
+        assert err["code"] == 57 and err["data"]["libvirt"]["code"] == exc.get_error_code()
+        return
+    info = await rpc.call("Host.getHardwareInfo")
+    root = domxml.parse(sysinfo)
+    entries = {e.get("name"): (e.text or "").strip() for e in root.iterfind("system/entry")}
+    assert info["systemManufacturer"] == entries.get("manufacturer", "")
+    assert info["systemUUID"] == entries.get("uuid", "")
+    assert await rpc.call("Host.getHardwareInfo") == info
