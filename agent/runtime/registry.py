@@ -27,7 +27,7 @@ from agent.clock import Clock
 from agent.config import HostAccessConfig, PayloadConfig, PowerConfig, VirtConfig
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
-from agent.intake.hostaccess import host_emulators
+from agent.intake.hostaccess import for_host, host_emulators
 from agent.intake.launch import Launch
 from agent.metrics.snapshot import Snapshot
 from agent.runtime import creation, payloads
@@ -162,6 +162,12 @@ class VmRegistry:
         return {v: VmFacts(o.facts.devices, o.facts.memory_mib) for v, o in self._owners.items()}
 
     # -- verbs -----------------------------------------------------------------------------
+
+    @property
+    def device_policy(self) -> HostAccessConfig:
+        """[host_access] with hvagent's own places: hot-plugged disk paths pass it as
+        VM.create's do."""
+        return for_host(self._access, self._virt)
 
     async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
         """VM.create: plan the launch (runtime/creation.py), answer WaitForLaunch at once
