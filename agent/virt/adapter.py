@@ -29,30 +29,26 @@ from agent import errors
 from agent.config import LibvirtConfig
 from agent.domxml import metadata
 from agent.virt import events as evtab
-from agent.virt import guest, queries
+from agent.virt import queries
 from agent.virt.connection import connect, drain_events, register_event_loop
 from agent.virt.errors import is_not_running, translate
 from agent.virt.feed import EventFeed
+from agent.virt.guest import AgentQueries, GuestInfo
 from agent.virt.liveness import Liveness
-from agent.virt.port import (
-    DomainEvent,
-    DomainRecord,
-    DomainStats,
-    GuestInfo,
-    HostFacts,
-    PowerMethod,
-)
+from agent.virt.port import DomainEvent, DomainRecord, DomainStats, HostFacts, PowerMethod
+from agent.virt.running import RunningDomainCalls
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class LibvirtHypervisor:
+class LibvirtHypervisor(RunningDomainCalls):
     """One libvirt connection, its event callbacks and its call thread pool.
 
     Create with `await LibvirtHypervisor.open(uri)`; `close()` deregisters callbacks, closes
     the connection and drains libvirtaio. Methods are called from the event-loop thread.
+    Calls on a running domain (pause, hot-plug, vCPUs, balloon) are in `virt/running.py`.
     """
 
     def __init__(
@@ -72,7 +68,7 @@ class LibvirtHypervisor:
         # Bulk stats for metrics run on their own threads: a domain stuck in a QEMU monitor
         # call may hold one of these, never the verbs' pool.
         self._stats_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="libvirt-stats")
-        self._agent = guest.AgentQueries(self.liveness)  # a hung guest agent holds these
+        self._agent = AgentQueries(self.liveness)  # a hung guest agent holds these
         # Set by the daemon: called with (call name, seconds) after every libvirt call, and
         # with the call name when a call ran into its deadline.
         self.call_observer: Callable[[str, float], None] | None = None

@@ -127,7 +127,8 @@ async def test_hung_agent_never_delays_a_ticket_or_a_shutdown():
 
 async def test_spliced_json_answer_equals_the_stats_dict():
     """Host.getAllVmStats' JSON (owner.stats_json: the round's fragment and the guest fields
-    as serialized once) says what stats() says, unsampled, sampled, and Down."""
+    as serialized once) says what stats() says: unsampled, sampled, with a balloon target
+    set, and Down."""
     port = FakeHypervisor(FakeClock())
     snapshots = [Snapshot(0.0)]
     async with running_vm(port, snapshots) as registry:
@@ -150,6 +151,13 @@ async def test_spliced_json_answer_equals_the_stats_dict():
         )
         sampled = same()
         assert sampled["vcpuCount"] == "3" and sampled["guestIPs"] == "10.1.2.3"
+        balloon = {"balloon_max": "65536", "balloon_target": "65536"}
+        frag = {**frag, "balloonInfo": balloon}
+        snapshots.append(
+            Snapshot(2.0, vm_stats={VM: frag}, vm_stats_json={VM: json.dumps(frag)[1:-1]})
+        )
+        owner.state.balloon_target_kib = 32768  # VM.setBalloonTarget's, over the round's
+        assert same()["balloonInfo"] == {"balloon_max": "65536", "balloon_target": "32768"}
         await owner.submit(PowerCommand(delay_s=0, timeout_s=30, force=True))
         await until(lambda: owner.status is VmStatus.DOWN, "never Down")
         assert same()["status"] == "Down"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -42,6 +41,14 @@ def short(state: VmState) -> dict[str, Any]:
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
+
+
+def _balloon_target(state: VmState, sampled: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The fragment with VM.setBalloonTarget's target in balloonInfo, when one was set."""
+    balloon = sampled.get("balloonInfo")
+    if state.balloon_target_kib is None or not balloon:
+        return sampled
+    return {**sampled, "balloonInfo": {**balloon, "balloon_target": str(state.balloon_target_kib)}}
 
 
 def stats(
@@ -81,7 +88,7 @@ def stats(
         guestAgentConnected=state.agent_connected,
         **consoles.display_report(list(ports), sessions),
     )
-    out.update(_UNSAMPLED if sampled is None else sampled)
+    out.update(_UNSAMPLED if sampled is None else _balloon_target(state, sampled))
     if guest is not None:
         out.update(guest)
     if state.devices_hash is not None:
@@ -106,9 +113,9 @@ class JsonMemo:
 
 def stats_json(
     memo: JsonMemo,
+    state: VmState,
     base: dict[str, Any],
     snap: Snapshot | None,
-    vm_id: uuid.UUID,
     guest_json: str | None,
 ) -> str:
     """`stats` as JSON text from its parts, for Host.getAllVmStats: the round's fragment and
@@ -118,10 +125,12 @@ def stats_json(
     defaults, as stats(); a Down VM is `base` alone."""
     if base["status"] == str(VmStatus.DOWN):
         return json.dumps(base)
-    sampled = snap.vm_stats.get(vm_id) if snap else None
-    sampled_json = snap.vm_stats_json.get(vm_id) if snap else None
+    sampled = snap.vm_stats.get(state.vm_id) if snap else None
+    sampled_json = snap.vm_stats_json.get(state.vm_id) if snap else None
     if sampled is None or sampled_json is None:
         sampled, sampled_json = _UNSAMPLED, _UNSAMPLED_JSON
+    elif (targeted := _balloon_target(state, sampled)) is not sampled:
+        sampled, sampled_json = targeted, json.dumps(targeted)[1:-1]  # rare: per call
     for key in sampled:
         base.pop(key, None)  # vcpuCount: the sample's wins, as in stats()
     elapsed = base.pop("elapsedTime", None)
