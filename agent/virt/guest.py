@@ -69,6 +69,10 @@ def query(conn: libvirt.virConnect, vm_id: uuid.UUID, timeout_s: int) -> GuestIn
             got[name] = ask()
         except libvirt.libvirtError as exc:
             failures.append(translate(exc, vmId=str(vm_id), part=name))
+        except (UnicodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # the guest's answer did not decode (e.g. invalid UTF-8 from the agent)
+            reason = f"unreadable guest-agent answer: {type(exc).__name__}"
+            failures.append(errors.HypervisorError(reason, vmId=str(vm_id), part=name))
     if not got:
         raise failures[0]
     return GuestInfo(

@@ -179,3 +179,18 @@ async def test_a_foreign_domain_gets_no_poller():
         assert owner.guest is None and "guest-agent" not in owner.subtasks.names
         assert all(c.vm_id != foreign for c in port.calls if c.name == "guest_info")
         assert "guestIPs" not in owner.stats()
+
+
+async def test_an_unexpected_failure_is_a_failed_poll_not_the_pollers_end():
+    port = FakeHypervisor(FakeClock())
+    async with running_vm(port) as registry:
+        owner = registry.get(VM)
+        port.guests[VM].agent_fails = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")  # type: ignore[assignment]
+        owner.guest.wake()
+        await until(lambda: owner.guest.failures >= 2, "poller stopped after the error")
+        assert owner.stats()["guestInfoStale"] is True
+        port.guests[VM].agent_fails = None
+        port.guests[VM].agent_info = ANSWER
+        owner.guest.wake()
+        await until(lambda: owner.stats()["guestFQDN"] == "g1", "never answered again")
+        assert "guest-agent" in owner.subtasks.names

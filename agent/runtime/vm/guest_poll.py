@@ -61,19 +61,26 @@ class GuestPoller:
         try:
             async with asyncio.timeout(deadline):
                 info = await self._port.guest_info(self._vm_id, timeout_s=self._cfg.timeout_s)
+            fields = to_wire(info)
         except (errors.AgentError, TimeoutError) as exc:
-            self._json = None
-            self.stale = True
-            self.failures += 1
             reason = exc.reason if isinstance(exc, errors.AgentError) else f"{deadline} s"
-            level = logging.INFO if self.failures == 1 else logging.DEBUG
-            log.log(level, "guest agent did not answer (%d in a row): %s", self.failures, reason)
+            self._failed(logging.INFO, reason)
+            return
+        except Exception as exc:  # a bug must not end the poller: counted as a failure
+            self._failed(logging.WARNING, f"{type(exc).__name__}: {exc}")
             return
         self._json = None
-        self.fields = to_wire(info)
+        self.fields = fields
         self.answered_at = time.monotonic()
         self.stale = False
         self.failures = 0
+
+    def _failed(self, level: int, reason: str) -> None:
+        self._json = None
+        self.stale = True
+        self.failures += 1
+        level = level if self.failures == 1 else logging.DEBUG
+        log.log(level, "guest agent did not answer (%d in a row): %s", self.failures, reason)
 
     def next_wait(self) -> float:
         wait = self._cfg.poll_interval_s * 2 ** min(self.failures, 20)
