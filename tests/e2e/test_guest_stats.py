@@ -135,3 +135,38 @@ async def test_guest_work_moves_the_stats_and_qemu_ga_reports_the_address(
     assert stats["guestTimezone"] == {"zone": "UTC", "offset": 0}
     assert (stats["username"], stats["session"]) == ("", "LoggedOff")  # nobody logged in
     await rpc.call("VM.destroy", vmID=vm_id)
+
+
+@pytest.mark.hvagent_set(
+    "guest_agent.poll_interval_s=1",
+    "guest_agent.timeout_s=2",
+    "guest_agent.backoff_max_s=2",
+)
+async def test_a_hung_guest_agent_goes_stale_and_never_holds_a_ticket_or_a_shutdown(
+    rpc, agent, guest
+):
+    """qemu-ga answers once, then hangs (SIGSTOP, still connected to libvirt): the poller's
+    queries time out again and again (libvirt's agent timeout, 2 s here), the last answer
+    stays marked stale, and VM.setTicket and VM.shutdown (agent stage failing, then ACPI)
+    still do their work."""
+    vm_id, params = guest_params(
+        guest,
+        "guest_hostname=frozen",
+        "qga_freeze_after=10",
+        devices=[{"type": "graphics", "device": "vnc", "specParams": {"displayIp": "127.0.0.1"}}],
+    )
+    await rpc.call("VM.create", vmID=vm_id, vmParams=params)
+    await rpc.wait_status(vm_id, "Up", 120)
+    await _stats_until(
+        rpc, vm_id, lambda s: s.get("guestFQDN") == "frozen", 60, "qemu-ga never answered"
+    )
+    await agent.wait_console(vm_id, "HVAGENT-GUEST-QGA-FROZEN", 120)
+    stale = await _stats_until(
+        rpc, vm_id, lambda s: s["guestInfoStale"] is True, 60, "a hung agent never went stale"
+    )
+    assert stale["guestFQDN"] == "frozen"  # the last answer, kept
+    assert await rpc.call("VM.setTicket", vmID=vm_id, password="hung-ga", ttl=60)
+    assert await rpc.call("VM.shutdown", vmID=vm_id, timeout=60)
+    await rpc.wait_status(vm_id, "Down", 180)
+    assert "HVAGENT-GUEST-ACPI-POWEROFF" in agent.console_log(vm_id)
+    await rpc.call("VM.destroy", vmID=vm_id)
