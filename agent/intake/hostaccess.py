@@ -40,7 +40,6 @@ from lxml import etree
 from agent import wirevalues
 from agent.config import HostAccessConfig as Policy
 from agent.config import VirtConfig
-from agent.domxml import parse
 from agent.errors import InvalidParams
 
 XML_PARAM = "vmParams.xml"
@@ -162,15 +161,27 @@ def _under(real: str, roots: Iterable[str]) -> bool:
     return False
 
 
-def check_path(path: str, param: str, roots: tuple[str, ...], policy: Policy) -> None:
+def check_path(
+    path: str,
+    param: str,
+    roots: tuple[str, ...],
+    policy: Policy,
+    resolved: dict[str, str] | None = None,
+) -> None:
     """Refuse `path` unless it is a block device from `block_prefixes` or resolves under
-    `roots`. Both are followed through symlinks at this moment (validation time)."""
+    `roots`. Both are followed through symlinks at this moment (validation time); `resolved`
+    caches the resolutions within one check (one VM.create), so a path met twice (in vmParams
+    and in the XML built from them) is resolved once."""
     shown = wirevalues.echo(path)
     if not path.startswith("/"):
         raise refused(param, f"{shown} must be an absolute path")
     if ".." in path.split("/"):
         raise refused(param, f"{shown} must not contain '..'")
-    real = os.path.realpath(path)
+    real = resolved.get(path) if resolved is not None else None
+    if real is None:
+        real = os.path.realpath(path)
+        if resolved is not None:
+            resolved[path] = real
     if path.startswith("/dev/"):
         if not any(path.startswith(p) for p in policy.block_prefixes):
             raise refused(
@@ -189,17 +200,19 @@ def check_path(path: str, param: str, roots: tuple[str, ...], policy: Policy) ->
         )
 
 
-def check_params(params: Mapping[str, Any], policy: Policy) -> None:
+def check_params(
+    params: Mapping[str, Any], policy: Policy, resolved: dict[str, str] | None = None
+) -> None:
     """The host paths in legacy vmParams (already validated as strings by the spec)."""
     for key in ("kernel", "initrd"):
         if isinstance(params.get(key), str) and params[key]:
-            check_path(params[key], key, policy.image_roots, policy)
+            check_path(params[key], key, policy.image_roots, policy, resolved)
     devices = params.get("devices")
     for i, dev in enumerate(devices if isinstance(devices, list) else []):
         if not isinstance(dev, Mapping):
             continue
         if dev.get("type") == "disk" and isinstance(dev.get("path"), str) and dev["path"]:
-            check_path(dev["path"], f"devices[{i}].path", policy.image_roots, policy)
+            check_path(dev["path"], f"devices[{i}].path", policy.image_roots, policy, resolved)
         spec = dev.get("specParams")
         if (
             dev.get("type") == "tpm"
@@ -213,7 +226,12 @@ def check_params(params: Mapping[str, Any], policy: Policy) -> None:
             )
 
 
-def check_domain(root: etree._Element, policy: Policy, emulators: Iterable[str]) -> None:
+def check_domain(
+    root: etree._Element,
+    policy: Policy,
+    emulators: Iterable[str],
+    resolved: dict[str, str] | None = None,
+) -> None:
     """Refuse domain XML that reaches the host beyond the policy (see the module doc)."""
     for el in root.iter():
         if isinstance(el.tag, str) and el.tag.startswith("{" + QEMU_NS + "}"):
@@ -246,8 +264,8 @@ def check_domain(root: etree._Element, policy: Policy, emulators: Iterable[str])
     for tag in ("script", "downscript"):
         if root.find(f"devices/interface/{tag}") is not None:
             raise _xml(f"interface <{tag}> runs a host program and is not allowed")
-    _check_chardevs(root, policy)
-    _check_files(root, policy)
+    _check_chardevs(root, policy, resolved)
+    _check_files(root, policy, resolved)
 
 
 def _xml(reason: str) -> InvalidParams:
@@ -266,7 +284,7 @@ def _check_known(parent: etree._Element, allowed: frozenset[str], where: str) ->
             )
 
 
-def _check_chardevs(root: etree._Element, policy: Policy) -> None:
+def _check_chardevs(root: etree._Element, policy: Policy, resolved: dict[str, str] | None) -> None:
     for tag in _CHARDEVS:
         for dev in root.iterfind(f"devices/{tag}"):
             if dev.get("type") in _CHARDEV_FILES:
@@ -278,58 +296,80 @@ def _check_chardevs(root: etree._Element, policy: Policy) -> None:
                             f"<{tag} type='{dev.get('type')}'> source",
                             policy.chardev_roots,
                             policy,
+                            resolved,
                         )
     for el in root.iterfind("devices/graphics"):
         for sock in (el.get("socket"), *(ls.get("socket") for ls in el.iterfind("listen"))):
             if sock:
-                _xml_path(sock, "<graphics> socket", policy.chardev_roots, policy)
+                _xml_path(sock, "<graphics> socket", policy.chardev_roots, policy, resolved)
     for el in root.iterfind("devices/shmem/server"):
         if el.get("path"):
-            _xml_path(el.get("path", ""), "<shmem> server", policy.chardev_roots, policy)
+            _xml_path(el.get("path", ""), "<shmem> server", policy.chardev_roots, policy, resolved)
     for log in root.iterfind("devices//log"):
         if log.get("file"):
-            _xml_path(log.get("file", ""), "<log file>", policy.chardev_roots, policy)
+            _xml_path(log.get("file", ""), "<log file>", policy.chardev_roots, policy, resolved)
 
 
-def _check_files(root: etree._Element, policy: Policy) -> None:
+def _check_files(root: etree._Element, policy: Policy, resolved: dict[str, str] | None) -> None:
     for disk in root.iterfind("devices/disk"):
         for source in disk.iter("source"):
             for attr in ("file", "dev", "dir"):
                 if source.get(attr):
                     _xml_path(
-                        source.get(attr, ""), f"<disk> <source {attr}>", policy.image_roots, policy
+                        source.get(attr, ""),
+                        f"<disk> <source {attr}>",
+                        policy.image_roots,
+                        policy,
+                        resolved,
                     )
     for el in root.iterfind("os/acpi/table"):
         if (el.text or "").strip():
-            _xml_path(el.text.strip(), "<os><acpi><table>", policy.image_roots, policy)
+            _xml_path(el.text.strip(), "<os><acpi><table>", policy.image_roots, policy, resolved)
     for tag in ("kernel", "initrd", "dtb"):
         for el in root.iterfind(f"os/{tag}"):
             if (el.text or "").strip():
-                _xml_path((el.text or "").strip(), f"<os><{tag}>", policy.image_roots, policy)
+                _xml_path(
+                    (el.text or "").strip(), f"<os><{tag}>", policy.image_roots, policy, resolved
+                )
     for el in root.iterfind("os/loader"):
         if (el.text or "").strip():
-            _xml_path((el.text or "").strip(), "<os><loader>", policy.firmware_roots, policy)
+            _xml_path(
+                (el.text or "").strip(), "<os><loader>", policy.firmware_roots, policy, resolved
+            )
     for el in root.iterfind("os/nvram"):
         if (el.text or "").strip():
-            _xml_path(el.text.strip(), "<os><nvram>", policy.firmware_roots, policy)
+            _xml_path(el.text.strip(), "<os><nvram>", policy.firmware_roots, policy, resolved)
         if el.get("template"):
-            _xml_path(el.get("template", ""), "<os><nvram template>", policy.firmware_roots, policy)
+            _xml_path(
+                el.get("template", ""),
+                "<os><nvram template>",
+                policy.firmware_roots,
+                policy,
+                resolved,
+            )
 
 
-def _xml_path(path: str, what: str, roots: tuple[str, ...], policy: Policy) -> None:
+def _xml_path(
+    path: str,
+    what: str,
+    roots: tuple[str, ...],
+    policy: Policy,
+    resolved: dict[str, str] | None = None,
+) -> None:
     try:
-        check_path(path, XML_PARAM, roots, policy)
+        check_path(path, XML_PARAM, roots, policy, resolved)
     except InvalidParams as exc:
         reason = exc.reason.removeprefix(f"{XML_PARAM}: ")
         raise _xml(f"{what}: {reason}") from None
 
 
-def check(params: Any, xml: str, policy: Policy, emulators: Iterable[str]) -> None:
-    """VM.create's check: vmParams' own paths (named precisely), then the domain XML that
-    would be defined, whether the engine's or built by hvagent."""
+def check(params: Any, root: etree._Element, policy: Policy, emulators: Iterable[str]) -> None:
+    """VM.create's check: vmParams' own paths (named precisely), then the domain that would
+    be defined (its tree), whether the engine's or built by hvagent; each path resolved once."""
+    resolved: dict[str, str] = {}
     if isinstance(params, Mapping) and "xml" not in params:
-        check_params(params, policy)
-    check_domain(parse(xml), policy, emulators)
+        check_params(params, policy, resolved)
+    check_domain(root, policy, emulators, resolved)
 
 
 def host_emulators(capabilities_xml: str) -> frozenset[str]:

@@ -13,12 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 from agent import wirevalues
 from agent.config import HostAccessConfig, VirtConfig
 from agent.consoles import GraphicsInfo
-from agent.domxml import build_domain, live, to_string
+from agent.domxml import build_domain, live, parse, to_string
 from agent.domxml.metadata import VmMetadata
-from agent.intake import engine, hostaccess, vmparams
+from agent.intake import engine, hostaccess, vmparams, xmlattrs
 from agent.intake.fields import Fields
 from agent.spec import VmSpec
 
@@ -44,26 +46,34 @@ def plan(
     """Validate `vmParams` and render the domain; raises before anything touches libvirt.
     The host-access policy `access` (default: the safe defaults) checks the result;
     `emulators` are the host's own, from libvirt's capabilities."""
+    policy = hostaccess.for_host(access or HostAccessConfig(), virt)
     if isinstance(params, Mapping) and "xml" in params:
         planned = _from_engine_xml(vm_id, params, virt)
-    else:
-        planned = from_spec(vmparams.from_params(vm_id, params, virt))
-    policy = hostaccess.for_host(access or HostAccessConfig(), virt)
-    hostaccess.check(params, planned.xml, policy, emulators)
+        root = parse(planned.xml)  # the text libvirt will get, checked as it will read it
+        hostaccess.check(params, root, policy, emulators)
+        xmlattrs.check(root, policy)  # the engine's elements and attributes, one by one
+        return planned
+    planned, root = _from_spec(vmparams.from_params(vm_id, params, virt))
+    hostaccess.check(params, root, policy, emulators)  # hvagent's own tree, not re-parsed
     return planned
 
 
 def from_spec(s: VmSpec) -> Launch:
+    return _from_spec(s)[0]
+
+
+def _from_spec(s: VmSpec) -> tuple[Launch, etree._Element]:
     meta = VmMetadata(
         launch_paused=s.launch_paused, destroy_on_reboot=s.destroy_on_reboot, custom=s.custom
     )
-    xml = to_string(build_domain(s, meta))
+    root = build_domain(s, meta)
+    xml = to_string(root)
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
     facts = live.DomainFacts(
         s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles,
         time_offset=s.time_offset or 0,
     )  # fmt: skip
-    return Launch(s.vm_id, s.name, xml, facts, s.launch_paused)
+    return Launch(s.vm_id, s.name, xml, facts, s.launch_paused), root
 
 
 def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig) -> Launch:
