@@ -22,7 +22,8 @@ Domain XML (the engine's, and hvagent's own built from vmParams, checked the sam
   image roots;
 - no interface `<script>` or `<downscript>`;
 - only reviewed elements as children of `<domain>` and `<devices>` (DOMAIN_CHILDREN,
-  DEVICE_CHILDREN): an unknown or namespaced element there is refused by name.
+  DEVICE_CHILDREN): an unknown or namespaced element there is refused by name. Engine XML's
+  deeper elements and every attribute are allow-listed in xmlattrs.py.
 A refusal is -32602 naming the field (`data.param`: e.g. `devices[0].path`, `kernel`,
 `vmParams.xml`) with the element or path in `data.reason`. Pure except `os.path.realpath`.
 """

@@ -7,7 +7,8 @@ tests read the guest's boot from.
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
+
+from agent.domxml.builder import E
 
 
 def build(log_path: str) -> list[etree._Element]:
