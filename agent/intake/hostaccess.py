@@ -175,11 +175,10 @@ def check_path(
     `roots`. Both are followed through symlinks at this moment (validation time); `resolved`
     caches the resolutions within one check (one VM.create), so a path met twice (in vmParams
     and in the XML built from them) is resolved once."""
-    shown = wirevalues.echo(path)
     if not path.startswith("/"):
-        raise refused(param, f"{shown} must be an absolute path")
+        raise refused(param, f"{wirevalues.echo(path)} must be an absolute path")
     if "/../" in path or path.endswith("/.."):
-        raise refused(param, f"{shown} must not contain '..'")
+        raise refused(param, f"{wirevalues.echo(path)} must not contain '..'")
     real = resolved.get(path) if resolved is not None else None
     if real is None:
         real = os.path.realpath(path)
@@ -189,17 +188,19 @@ def check_path(
         if not any(path.startswith(p) for p in policy.block_prefixes):
             raise refused(
                 param,
-                f"block device {shown} is not allowed: only under "
+                f"block device {wirevalues.echo(path)} is not allowed: only under "
                 f"{', '.join(policy.block_prefixes)} ([host_access] block_prefixes)",
             )
         if not real.startswith("/dev/"):
-            raise refused(param, f"{shown} resolves to {wirevalues.echo(real)}, not a device")
+            raise refused(
+                param, f"{wirevalues.echo(path)} resolves to {wirevalues.echo(real)}, not a device"
+            )
         return
     if not _under(real, roots):
         raise refused(
             param,
-            f"{shown} resolves to {wirevalues.echo(real)}, outside the allowed roots "
-            f"{', '.join(roots)} ([host_access])",
+            f"{wirevalues.echo(path)} resolves to {wirevalues.echo(real)}, outside the "
+            f"allowed roots {', '.join(roots)} ([host_access])",
         )
 
 
