@@ -48,8 +48,7 @@ def plan(
     `emulators` are the host's own, from libvirt's capabilities."""
     policy = hostaccess.for_host(access or HostAccessConfig(), virt)
     if isinstance(params, Mapping) and "xml" in params:
-        planned = _from_engine_xml(vm_id, params, virt)
-        root = parse(planned.xml)  # the text libvirt will get, checked as it will read it
+        planned, root = _from_engine_xml(vm_id, params, virt)
         hostaccess.check(params, root, policy, emulators)
         xmlattrs.check(root, policy)  # the engine's elements and attributes, one by one
         return planned
@@ -76,7 +75,9 @@ def _from_spec(s: VmSpec) -> tuple[Launch, etree._Element]:
     return Launch(s.vm_id, s.name, xml, facts, s.launch_paused), root
 
 
-def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig) -> Launch:
+def _from_engine_xml(
+    vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig
+) -> tuple[Launch, etree._Element]:
     f = Fields(params)
     text = params["xml"]
     if not isinstance(text, str) or not text:
@@ -91,5 +92,6 @@ def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConf
         launch_paused=paused,
         custom=f.str_map("custom"),
     )
-    facts = live.facts(xml)
-    return Launch(vm_id, facts.name, xml, facts, paused)
+    root = parse(xml)  # the text libvirt will get, read and checked as libvirt will read it
+    facts = live.facts(root)
+    return Launch(vm_id, facts.name, xml, facts, paused), root

@@ -59,6 +59,8 @@ PATHS = {
     ("source/reservations", "path"): CHARDEV,
 }
 
+_SPECIAL = {k for k, _ in (*REFUSED, *REFUSED_UNLESS_HOSTDEV, *PATHS)} | {"source/path"}
+
 
 def check(root: etree._Element, policy: Policy) -> None:
     """Refuse an element or attribute outside the allow-list (see the module doc)."""
@@ -72,11 +74,26 @@ def _element(el: etree._Element, parent: str, policy: Policy) -> None:
     if allowed is None or (key, None) in REFUSED:
         why = REFUSED.get((key, None), "libvirt's domain schema has no such element there")
         raise _refuse(el, f"element {wirevalues.echo(name, 64)} is not allowed: {why}")
+    attrib = el.attrib
+    if attrib and not allowed.issuperset(attrib):
+        attr = next(a for a in attrib if a not in allowed)
+        shown = wirevalues.echo(attr, 64)
+        raise _refuse(el, f"attribute {shown} is not allowed on <{name}> (reviewed "
+                      "attributes only; see README, Host access)")  # fmt: skip
+    if key in _SPECIAL:
+        _special(el, key, policy)
+    if name == "metadata":
+        return
+    for child in el.iterchildren(tag=etree.Element):  # not comments or PIs
+        if child.tag[0] == "{":
+            local = wirevalues.echo(etree.QName(child).localname, 64)
+            raise _refuse(child, f"namespaced element {local} is allowed only in <metadata>")
+        _element(child, name, policy)
+
+
+def _special(el: etree._Element, key: str, policy: Policy) -> None:
+    """The checks beyond the schema for the few elements that have one."""
     for attr, value in el.attrib.items():
-        if attr not in allowed:
-            shown = wirevalues.echo(attr, 64)
-            raise _refuse(el, f"attribute {shown} is not allowed on <{name}> (reviewed "
-                          "attributes only; see README, Host access)")  # fmt: skip
         if (key, attr) in REFUSED:
             raise _refuse(el, f"attribute {attr} is not allowed: {REFUSED[(key, attr)]}")
         if (key, attr) in REFUSED_UNLESS_HOSTDEV and not policy.allow_hostdev:
@@ -86,15 +103,6 @@ def _element(el: etree._Element, parent: str, policy: Policy) -> None:
             _path(el, attr, value, kind, policy)
     if key == "source/path" and el.getparent().getparent().tag == "memory":
         _path(el, None, (el.text or "").strip(), IMAGE, policy)  # nvdimm / pmem backing file
-    if name == "metadata":
-        return
-    for child in el:
-        if not isinstance(child.tag, str):  # comments, processing instructions
-            continue
-        if child.tag.startswith("{"):
-            local = wirevalues.echo(etree.QName(child).localname, 64)
-            raise _refuse(child, f"namespaced element {local} is allowed only in <metadata>")
-        _element(child, name, policy)
 
 
 def _path(el: etree._Element, attr: str | None, value: str, kind: str, policy: Policy) -> None:
