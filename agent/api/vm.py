@@ -158,8 +158,8 @@ async def update_device(services: Services, vmID: Any, params: Any = None) -> di
         raise errors.MissingParameter("params.deviceType is required", param="params.deviceType")
     if params["deviceType"] != "graphics":
         raise errors.Unsupported("hvagent updates graphics devices only", param="params.deviceType")
-    if "xml" in params:
-        raise errors.Unsupported(
+    if "xml" in params:  # VDSM: noimpl (44)
+        raise errors.NotImplementedByAgent(
             "graphics updates take fields (password, ttl, ...), not XML", param="params.xml"
         )
     for name in ("graphicsType", "password", "ttl"):

@@ -165,7 +165,7 @@ class TicketCommand(Command):
     conn_action: consoles.ConnAction | None = None
     graphics_type: str | None = None  # None: the first console, as VDSM
     disconnect: DisconnectPolicy = field(default_factory=DisconnectPolicy)
-    failure: type[errors.AgentError] = errors.TicketFailed  # 18 setTicket, 56 updateDevice
+    failure: type[errors.AgentError] = errors.TicketFailed  # no console: 18 / updateDevice 56
 
     async def execute(self, vm: VmOwner) -> None:
         await vm.tickets.set_ticket(self)
