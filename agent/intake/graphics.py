@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
-from agent.config import VirtConfig
 from agent import wirevalues
+from agent.config import VirtConfig
 from agent.errors import CreateFailed, InvalidParams
 from agent.intake.fields import Fields
 from agent.spec import SPICE_CHANNELS, GraphicsSpec
