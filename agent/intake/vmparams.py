@@ -127,17 +127,15 @@ def _sysinfo(f: Fields, vm_id: uuid.UUID, virt: VirtConfig) -> tuple[tuple[str, 
 
 
 def _kernel(f: Fields) -> tuple[str | None, str | None, str | None]:
-    """`kernel`, `initrd`, `kernelArgs`: the latter two only with a kernel (libvirt would
-    drop or refuse them; VDSM writes none of them without a kernel)."""
+    """`kernel`, `initrd`, `kernelArgs`: a command line only with a kernel (it is the
+    kernel's; VDSM writes `<cmdline>` only after a `<kernel>`, so the engine's would be lost)."""
     kernel = _abs_path(f, "kernel")
     initrd = _abs_path(f, "initrd")
     args = f.str_("kernelArgs")
-    if kernel is None:
-        for key, value in (("initrd", initrd), ("kernelArgs", args)):
-            if value is not None:
-                raise InvalidParams(
-                    f"{key}: needs a kernel (vmParams.kernel), none was given", param=key
-                )
+    if kernel is None and args is not None:
+        raise InvalidParams(
+            "kernelArgs: needs a kernel (vmParams.kernel), none was given", param="kernelArgs"
+        )
     return kernel, initrd, args
 
 

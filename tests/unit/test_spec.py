@@ -57,7 +57,6 @@ def test_disks_get_targets_per_bus():
         ({"memSize": "0"}, errors.MissingParameter, "memSize"),
         ({"memSize": -1}, errors.InvalidParams, "memSize"),
         ({"kernelArgs": "console=ttyS0"}, errors.InvalidParams, "kernelArgs"),
-        ({"initrd": "/boot/initrd"}, errors.InvalidParams, "initrd"),
         ({"display": "sdl"}, errors.CreateFailed, "display"),  # VDSM: 9
         (
             {"devices": [{"type": "graphics", "device": "rdp"}]},
