@@ -68,6 +68,8 @@ class VirtConfig:
             raise ValueError("image_root must be an absolute path")
         if not self.console_socket_dir.startswith("/"):
             raise ValueError("console_socket_dir must be an absolute path")
+        if len(self.console_socket_path(uuid.UUID(int=0)).encode()) > 107:
+            raise ValueError("console_socket_dir is too long for a unix socket path")
         if self.domain_type not in ("kvm", "qemu"):
             raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {self.domain_type!r}")
         if not self.console_log_dir.startswith("/"):
