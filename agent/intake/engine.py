@@ -47,6 +47,8 @@ def prepare(
     custom: dict[str, str],
     address_of: AddressOf = no_networks,
     vnc_sasl: bool = False,
+    spice_tls: bool = True,
+    warnings: list[dict[str, object]] | None = None,
 ) -> str:
     """The XML hvagent defines for an engine domain, with hvagent's metadata in it."""
     try:
@@ -72,7 +74,7 @@ def prepare(
         raise bad(f"domain type must be kvm or qemu, got {root.get('type')!r}")
     if root.get("type") == "kvm" and domain_type == "qemu":
         root.set("type", "qemu")
-    engine_compat.adjust(root, address_of, vnc_sasl)
+    engine_compat.adjust(root, address_of, vnc_sasl, spice_tls, warnings)
     destroy_on_reboot = False
     for el in root.findall("on_reboot"):
         destroy_on_reboot = destroy_on_reboot or (el.text or "").strip() == "destroy"

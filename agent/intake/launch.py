@@ -111,6 +111,7 @@ def _from_engine_xml(
         raise engine.bad("expected the domain XML as a non-empty string")
     wirevalues.check(text, engine.PARAM, limit=wirevalues.MAX_XML, allow=wirevalues.XML_WHITESPACE)
     paused = f.bool_("launchPaused", False)
+    warnings: list[dict[str, Any]] = []
     xml = engine.prepare(
         vm_id,
         text,
@@ -120,6 +121,8 @@ def _from_engine_xml(
         custom=f.str_map("custom"),
         address_of=address_of,
         vnc_sasl=virt.vnc_sasl,
+        spice_tls=virt.spice_tls,
+        warnings=warnings,
     )
     facts = live.facts(xml)
-    return Launch(vm_id, facts.name, xml, facts, paused)
+    return Launch(vm_id, facts.name, xml, facts, paused, tuple(warnings))

@@ -32,7 +32,8 @@ def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
         virt=config.VirtConfig(
             domain_type="kvm",
             console_log_dir=str(tmp_path / "console"),
-            console_socket_dir=str(tmp_path / "vmconsole"),
+            # short (a unix socket path): the test driver never binds it
+            console_socket_dir="/tmp/hvagent-it-vmconsole",
         ),
         stomp=config.StompConfig(listen=""),  # tests/integration/test_stomp_*.py enable it
         state=config.StateConfig(dir=str(tmp_path / "state")),

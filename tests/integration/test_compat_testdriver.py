@@ -161,6 +161,22 @@ async def test_spice_secure_channels_without_tls_start_with_a_warning(rpc, virco
     await rpc.call("VM.destroy", vmID=vm_id)
 
 
+async def test_engine_xml_spice_channels_without_tls_start_with_a_warning(rpc, virconn):
+    vm_id = str(uuid.uuid4())
+    spice = (
+        "<graphics type='spice' autoport='yes' tlsPort='-1' "
+        "passwd='*****' passwdValidTo='1970-01-01T00:00:01'>"
+        "<channel name='main' mode='secure'/></graphics>"
+    )
+    reply = await rpc.call("VM.create", vmID=vm_id, vmParams={"xml": _engine_xml(vm_id, spice)})
+    (warning,) = reply["warnings"]
+    assert warning["code"] == 75 and "main" in warning["data"]["reason"]
+    await rpc.wait_status(vm_id, "Up", 10)
+    graphics = parse(virconn.lookupByUUIDString(vm_id).XMLDesc(0)).find("devices/graphics")
+    assert graphics.find("channel") is None and graphics.get("tlsPort") is None
+    await rpc.call("VM.destroy", vmID=vm_id)
+
+
 async def test_vdsm_domain_details_are_defined(rpc, virconn, daemon):
     devices = [{"type": "console", "specParams": {"consoleType": "serial", "enableSocket": True}}]
     vm_id, _ = await create(rpc, cpuType="qemu64,+sse4_1,+sse4_2", devices=devices)

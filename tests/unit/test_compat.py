@@ -175,3 +175,22 @@ def test_spice_secure_channels_without_tls_start_with_a_warning():
     tls = VirtConfig(domain_type="qemu", console_log_dir="/logs", spice_tls=True)
     plan = launch.plan(VM, params, tls)
     assert plan.warnings == () and plan.xml.count('mode="secure"') == 2
+
+
+def test_engine_spice_secure_channels_without_tls_are_dropped_with_a_warning():
+    spice = (
+        "<graphics type='spice' autoport='yes' tlsPort='-1' defaultMode='secure' "
+        "passwd='*****' passwdValidTo='1970-01-01T00:00:01'>"
+        "<channel name='main' mode='secure'/><channel name='inputs' mode='secure'/>"
+        "<channel name='cursor' mode='insecure'/></graphics>"
+    )
+    plan = launch.plan(VM, {"xml": engine_xml(extra=spice)}, CFG)
+    graphics = domxml.parse(plan.xml).find("devices/graphics")
+    assert graphics.get("tlsPort") is None and graphics.get("defaultMode") is None
+    assert [c.get("name") for c in graphics.iterfind("channel")] == ["cursor"]
+    (warning,) = plan.warnings
+    assert warning["code"] == 75 and warning["data"]["param"] == "vmParams.xml"
+    assert "main, inputs" in warning["data"]["reason"]
+    tls = VirtConfig(domain_type="qemu", console_log_dir="/logs", spice_tls=True)
+    plan = launch.plan(VM, {"xml": engine_xml(extra=spice)}, tls)
+    assert plan.warnings == () and plan.xml.count('mode="secure"') == 2
