@@ -94,6 +94,8 @@ def _refuse_restore(params: Any) -> None:
     if not isinstance(params, Mapping):
         return
     for key in _RESTORE_KEYS:
+        if isinstance(params.get(key), str):
+            wirevalues.check(params[key], key)  # hostile text is -32602, as everywhere
         if params.get(key) not in (None, "", False, "false"):
             raise CreateFailed(
                 f"{key}: restoring a VM from hibernation or a memory snapshot is not "

@@ -117,6 +117,9 @@ def test_restore_from_hibernation_is_refused_naming_the_key(key):
         with pytest.raises(CreateFailed) as exc:
             launch.plan(VM, params, CFG)
         assert exc.value.data["param"] == key and key in exc.value.reason
+    with pytest.raises(InvalidParams) as exc:
+        launch.plan(VM, legacy(**{key: "a\x00b"}), CFG)
+    assert exc.value.data["param"] == key
 
 
 # -- consoles, kernel, SPICE ----------------------------------------------------------------
