@@ -3,6 +3,7 @@ operations, host access, payload disks, hvagent's state and logging."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -53,12 +54,28 @@ class VirtConfig:
     # Seconds between the guest's balloon-driver statistics (<memballoon><stats period>),
     # which VM stats' memoryStats report; 0 = not asked (memoryStats stays empty).
     balloon_stats_period_s: int = 5
+    # Console sockets (devices' specParams.enableSocket) are <console_socket_dir>/<vmId>.sock,
+    # where ovirt-vmconsole-host looks for them. Also a chardev root of the host-access policy.
+    console_socket_dir: str = "/var/run/ovirt-vmconsole-console"
+    # libvirt's qemu.conf has vnc_sasl = 1: engine XML may then carry a VNC console without
+    # passwdValidTo (an unlocked console); otherwise such XML is refused (code 9), as VDSM.
+    vnc_sasl: bool = False
+    # SMBIOS system entries of VMs built from vmParams (<sysinfo>, as VDSM writes them);
+    # serial is vmParams.serial or the VM id, uuid the VM id. An empty value is left out.
+    smbios_manufacturer: str = "oVirt"
+    smbios_product: str = "oVirt Node"
+    smbios_version: str = ""
+    smbios_family: str = "oVirt"
 
     def __post_init__(self) -> None:
         if not 0 <= self.balloon_stats_period_s <= 86400:
             raise ValueError("balloon_stats_period_s must be between 0 and 86400")
         if not self.image_root.startswith("/"):
             raise ValueError("image_root must be an absolute path")
+        if not self.console_socket_dir.startswith("/"):
+            raise ValueError("console_socket_dir must be an absolute path")
+        if len(self.console_socket_path(uuid.UUID(int=0)).encode()) > 107:
+            raise ValueError("console_socket_dir is too long for a unix socket path")
         if self.domain_type not in ("kvm", "qemu"):
             raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {self.domain_type!r}")
         if not self.console_log_dir.startswith("/"):
@@ -66,11 +83,19 @@ class VirtConfig:
 
     def console_log_path(self, vm_id: uuid.UUID) -> str:
         """Where the guest's serial console is logged (virtlogd writes it)."""
-        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.log")
+        return f"{_normalized_dir(self.console_log_dir)}/{vm_id}.log"
 
     def console_socket_path(self, vm_id: uuid.UUID) -> str:
-        """The unix socket of the extra virtio console, when the engine asks for one."""
-        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.sock")
+        """The console's unix socket when the engine asks for one (enableSocket), at the
+        path ovirt-vmconsole expects."""
+        return f"{_normalized_dir(self.console_socket_dir)}/{vm_id}.sock"
+
+
+@functools.lru_cache(maxsize=16)
+def _normalized_dir(directory: str) -> str:
+    """A configured directory as pathlib spells it, without a trailing slash (once per
+    directory: the paths above are built on every VM.create)."""
+    return str(PurePosixPath(directory)).rstrip("/")
 
 
 @dataclass(frozen=True)

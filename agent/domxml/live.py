@@ -64,8 +64,9 @@ class DomainFacts:
     time_offset: int = 0  # <clock adjustment> (seconds): the created guest RTC offset
 
 
-def facts(xml: str) -> DomainFacts:
-    dom = parse(xml)
+def facts(xml: str | etree._Element) -> DomainFacts:
+    """The facts of a domain, from its XML text or its parsed tree."""
+    dom = parse(xml) if isinstance(xml, str) else xml
     meta_el = metadata.find(dom)
     memory = dom.find("memory")
     memory_kib = int(memory.text or 0) if memory is not None else 0

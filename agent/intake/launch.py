@@ -13,13 +13,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 from agent import wirevalues
 from agent.config import HostAccessConfig, VirtConfig
 from agent.consoles import GraphicsInfo
-from agent.domxml import build_domain, live, to_string
+from agent.domxml import build_domain, live, parse, to_string
 from agent.domxml.metadata import VmMetadata
-from agent.intake import engine, hostaccess, vmparams
+from agent.errors import CreateFailed
+from agent.intake import engine, hostaccess, vmparams, xmlattrs
 from agent.intake.fields import Fields
+from agent.intake.graphics import AddressOf, no_networks
+from agent.intake.host import warning
 from agent.spec import VmSpec
 
 
@@ -40,39 +45,84 @@ def plan(
     virt: VirtConfig,
     access: HostAccessConfig | None = None,
     emulators: Iterable[str] = (),
+    address_of: AddressOf = no_networks,
 ) -> Launch:
     """Validate `vmParams` and render the domain; raises before anything touches libvirt.
     The host-access policy `access` (default: the safe defaults) checks the result;
-    `emulators` are the host's own, from libvirt's capabilities."""
-    if isinstance(params, Mapping) and "xml" in params:
-        planned = _from_engine_xml(vm_id, params, virt)
-    else:
-        planned = from_spec(vmparams.from_params(vm_id, params, virt))
+    `emulators` are the host's own, from libvirt's capabilities; `address_of` resolves a
+    display network to this host's address on it (agent/hostnet.py on a real host)."""
+    _refuse_restore(params)
     policy = hostaccess.for_host(access or HostAccessConfig(), virt)
-    hostaccess.check(params, planned.xml, policy, emulators)
+    if isinstance(params, Mapping) and "xml" in params:
+        planned, root = _from_engine_xml(vm_id, params, virt, address_of)
+        hostaccess.check(params, root, policy, emulators)
+        xmlattrs.check(root, policy)  # the engine's elements and attributes, one by one
+        return planned
+    planned, root = _from_spec(vmparams.from_params(vm_id, params, virt, address_of))
+    hostaccess.check(params, root, policy, emulators)  # hvagent's own tree, not re-parsed
     return planned
 
 
 def from_spec(s: VmSpec) -> Launch:
+    return _from_spec(s)[0]
+
+
+def _from_spec(s: VmSpec) -> tuple[Launch, etree._Element]:
     meta = VmMetadata(
         launch_paused=s.launch_paused, destroy_on_reboot=s.destroy_on_reboot, custom=s.custom
     )
-    xml = to_string(build_domain(s, meta))
+    root = build_domain(s, meta)
+    xml = to_string(root)
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
     facts = live.DomainFacts(
         s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles,
         time_offset=s.time_offset or 0,
     )  # fmt: skip
-    return Launch(s.vm_id, s.name, xml, facts, s.launch_paused)
+    return Launch(s.vm_id, s.name, xml, facts, s.launch_paused, _warnings(s)), root
 
 
-def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig) -> Launch:
+def _warnings(s: VmSpec) -> tuple[dict[str, Any], ...]:
+    """SPICE secure channels asked for on a host without SPICE TLS: the VM starts, its
+    channels are plain, and the reply says so (VDSM would refuse at libvirt start)."""
+    return tuple(
+        warning(
+            f"SPICE secure channels {', '.join(g.insecure_channels)} are not secure: this host "
+            "has no SPICE TLS ([virt] spice_tls = false)",
+            g.insecure_param or "spiceSecureChannels",
+        )
+        for g in s.graphics
+        if g.insecure_channels
+    )
+
+
+# Restore from hibernation / a RAM snapshot: hvagent cannot, and must not cold-boot instead.
+_RESTORE_KEYS = ("hiberVolHandle", "memoryDumpVolume", "memoryConfVolume", "restoreFromSnapshot")
+
+
+def _refuse_restore(params: Any) -> None:
+    if not isinstance(params, Mapping):
+        return
+    for key in _RESTORE_KEYS:
+        if isinstance(params.get(key), str):
+            wirevalues.check(params[key], key)  # hostile text is -32602, as everywhere
+        if params.get(key) not in (None, "", False, "false"):
+            raise CreateFailed(
+                f"{key}: restoring a VM from hibernation or a memory snapshot is not "
+                "supported by hvagent (the VM would cold-boot and lose its memory state)",
+                param=key,
+            )
+
+
+def _from_engine_xml(
+    vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig, address_of: AddressOf
+) -> tuple[Launch, etree._Element]:
     f = Fields(params)
     text = params["xml"]
     if not isinstance(text, str) or not text:
         raise engine.bad("expected the domain XML as a non-empty string")
     wirevalues.check(text, engine.PARAM, limit=wirevalues.MAX_XML, allow=wirevalues.XML_WHITESPACE)
     paused = f.bool_("launchPaused", False)
+    warnings: list[dict[str, Any]] = []
     xml = engine.prepare(
         vm_id,
         text,
@@ -81,6 +131,11 @@ def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConf
         launch_paused=paused,
         custom=f.str_map("custom"),
         balloon_stats_period_s=virt.balloon_stats_period_s,
+        address_of=address_of,
+        vnc_sasl=virt.vnc_sasl,
+        spice_tls=virt.spice_tls,
+        warnings=warnings,
     )
-    facts = live.facts(xml)
-    return Launch(vm_id, facts.name, xml, facts, paused)
+    root = parse(xml)  # the text libvirt will get, read and checked as libvirt will read it
+    facts = live.facts(root)
+    return Launch(vm_id, facts.name, xml, facts, paused, tuple(warnings)), root

@@ -7,10 +7,10 @@ the live XML. SPICE also gets the `com.redhat.spice.0` spicevmc channel (see `bu
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
 
 from agent.consoles import EXPIRED, LOCKED_PASSWORD
 from agent.domxml.attrs import attrs
+from agent.domxml.builder import E
 from agent.spec import SPICE_AGENT_CHANNEL, GraphicsSpec
 
 
@@ -25,10 +25,7 @@ def build(g: GraphicsSpec) -> etree._Element:
             passwdValidTo=EXPIRED,
         )
     )
-    if g.listen_network:
-        el.append(E.listen(type="network", network=g.listen_network))
-    else:
-        el.append(E.listen(type="address", address=g.listen_address or "0.0.0.0"))
+    el.append(E.listen(type="address", address=g.listen_address or "0.0.0.0"))
     for name in g.secure_channels:
         el.append(E.channel(name=name, mode="secure"))
     if g.type == "spice":
