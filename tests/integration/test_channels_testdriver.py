@@ -132,11 +132,14 @@ async def test_drained_served_and_kept(rpc, daemon, virconn):
     assert await read_all(rpc, vm_id, OUT, len(expected)) == expected
     # two live followers and the CLI over HTTP, then more bytes, then the VM goes down
     readers = [asyncio.create_task(follow(rpc, vm_id, OUT)) for _ in range(2)]
-    cli = await asyncio.create_subprocess_exec(
-        CLIENT, "--url", rpc.base, "VM", "follow-channel", vm_id, OUT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    await wait_readers(rpc, vm_id, OUT, 3)
+    pipe = asyncio.subprocess.PIPE
+    clis = [
+        await asyncio.create_subprocess_exec(
+            CLIENT, *where, "VM", "follow-channel", vm_id, OUT, stdout=pipe, stderr=pipe
+        )
+        for where in (["--url", rpc.base], ["--socket", daemon.cfg.rpc.socket])
+    ]
+    await wait_readers(rpc, vm_id, OUT, 4)
     tail = os.urandom(300_000)
     await out.write(tail)
     await wait_bytes(rpc, vm_id, OUT, len(expected) + len(tail))
@@ -147,8 +150,17 @@ async def test_drained_served_and_kept(rpc, daemon, virconn):
     whole = expected + tail
     for data, code in await asyncio.gather(*readers):
         assert data == whole and code == 1000
-    stdout, stderr = await asyncio.wait_for(cli.communicate(), 30)
-    assert cli.returncode == 0 and stdout == whole, stderr
+    for cli in clis:
+        stdout, stderr = await asyncio.wait_for(cli.communicate(), 30)
+        assert cli.returncode == 0 and stdout == whole, stderr
+    # from an offset, and the CLI's refusals
+    code, stdout, _ = await run_cli("--url", rpc.base, "VM", "follow-channel", vm_id, OUT,
+                                    "--offset", str(len(whole) - 7))  # fmt: skip
+    assert code == 0 and stdout == whole[-7:]
+    code, _, stderr = await run_cli("--url", rpc.base, "VM", "follow-channel", vm_id, "nope")
+    assert code == 1 and b"error 1004" in stderr and OUT.encode() in stderr
+    code, _, stderr = await run_cli("--stomp", "VM", "follow-channel", vm_id, OUT)
+    assert code == 2 and b"WebSocket" in stderr
     # Down: a late reader from 0 gets everything, the stream ends at once
     assert await follow(rpc, vm_id, OUT) == (whole, 1000)
     last = await rpc.call("VM.readChannel", vmID=vm_id, name=OUT, offset=len(whole) - 10)
@@ -161,6 +173,15 @@ async def test_drained_served_and_kept(rpc, daemon, virconn):
     segments = sorted(log_dir.glob(f"{OUT}.*"))
     assert b"".join(p.read_bytes() for p in segments) == whole
     assert not Path(daemon.cfg.channels.dir, vm_id).exists()
+
+
+async def run_cli(*args: str) -> tuple[int, bytes, bytes]:
+    proc = await asyncio.create_subprocess_exec(
+        CLIENT, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out, err
 
 
 async def wait_readers(rpc: RpcClient, vm_id: str, name: str, count: int) -> None:
