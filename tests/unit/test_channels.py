@@ -133,7 +133,16 @@ def test_channel_serves_ring_and_log_and_wakes_readers(tmp_path):
         await again.open()  # after a restart: offsets go on, markers found again
         assert again.end == total and [m.offset for m in again.markers] == [3000]
         assert again.report()["lastByteTime"] is not None
+        again.append(b"xxMA")
         again.close()
+        third = Channel(
+            "c", "/nowhere", SegmentLog(str(tmp_path), "c", 1 << 20), ring_bytes=4096,
+            markers=("MARK",),
+        )  # fmt: skip
+        await third.open()  # a marker cut by a restart is still found, once
+        third.append(b"RK")
+        assert [m.offset for m in third.markers] == [3000, total + 2]
+        third.close()
 
     asyncio.run(scenario())
 
