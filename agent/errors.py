@@ -106,9 +106,44 @@ class DestroyFailed(AgentError):
     message = "Virtual machine destroy error"
 
 
+class HotplugDiskFailed(AgentError):
+    code = 45
+    message = "Failed to hotplug disk"
+
+
+class HotunplugDiskFailed(AgentError):
+    code = 46
+    message = "Failed to hotunplug disk"
+
+
+class HotplugNicFailed(AgentError):
+    code = 49
+    message = "Failed to hotplug NIC"
+
+
+class HotunplugNicFailed(AgentError):
+    code = 50
+    message = "Failed to hotunplug NIC"
+
+
+class BalloonFailed(AgentError):
+    code = 53
+    message = "Balloon operation is not available"
+
+
 class UpdateDeviceFailed(AgentError):
     code = 56
     message = "Failed to update device"
+
+
+class HardwareInfoFailed(AgentError):
+    code = 57
+    message = "Failed to read hardware information"
+
+
+class SetNumberOfCpusFailed(AgentError):
+    code = 60
+    message = "Failed to set the number of cpus"
 
 
 class Unsupported(AgentError):

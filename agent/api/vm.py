@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 from agent import consoles, errors, power, sessions, wirevalues
 from agent.api.context import Services
 from agent.logs import Secret
 from agent.runtime.vm import (
+    BalloonCommand,
+    Command,
+    ContCommand,
     DestroyOnRebootCommand,
+    HotplugDiskCommand,
+    HotplugNicCommand,
+    HotunplugDiskCommand,
+    HotunplugNicCommand,
+    PauseCommand,
     PowerCommand,
     ResetCommand,
+    SetCpusCommand,
     TicketCommand,
 )
 from agent.wirevalues import parse_bool, parse_uuid, scrub
@@ -214,3 +224,84 @@ def _disconnect_policy(action: Any, delay: Any) -> sessions.DisconnectPolicy:
             param="params.consoleDisconnectActionDelay",
         )
     return sessions.DisconnectPolicy(sessions.DisconnectAction(action or "NONE"), minutes)
+
+
+# -- a running VM's hardware (runtime/vm/devices_cmd.py) -----------------------------------
+
+MAX_VCPUS = 4096
+MAX_BALLOON_KIB = 1 << 42  # 4 PiB: above any guest's memory; libvirt refuses past the VM's
+
+
+async def pause(services: Services, vmID: Any) -> dict[str, Any]:
+    await services.registry.get(parse_uuid(vmID, "vmID")).submit(PauseCommand())
+    return {"vmList": {}}
+
+
+async def cont(services: Services, vmID: Any) -> dict[str, Any]:
+    await services.registry.get(parse_uuid(vmID, "vmID")).submit(ContCommand())
+    return {"vmList": {}}
+
+
+async def _device_change(services: Services, vm_id: uuid.UUID, cmd: Command) -> dict[str, Any]:
+    owner = services.registry.get(vm_id)
+    await owner.submit(cmd)
+    return owner.info()
+
+
+def _params(params: Any) -> Any:
+    if params is None:
+        raise errors.MissingParameter("params is required", param="params")
+    return params
+
+
+async def hotplug_disk(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """params: {vmId, drive: {path, iface, format, name|index, ...}} (a devices[] disk)."""
+    vm_id = parse_uuid(vmID, "vmID")
+    cmd = HotplugDiskCommand(_params(params), policy=services.registry.device_policy)
+    return await _device_change(services, vm_id, cmd)
+
+
+async def hotunplug_disk(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """params: {vmId, drive: {path | name}}."""
+    vm_id = parse_uuid(vmID, "vmID")
+    return await _device_change(services, vm_id, HotunplugDiskCommand(_params(params)))
+
+
+async def hotplug_nic(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """params: {vmId, nic: {device, network, macAddr, nicModel, ...}} (a devices[] NIC)."""
+    vm_id = parse_uuid(vmID, "vmID")
+    return await _device_change(services, vm_id, HotplugNicCommand(_params(params)))
+
+
+async def hotunplug_nic(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """params: {vmId, nic: {macAddr}}."""
+    vm_id = parse_uuid(vmID, "vmID")
+    return await _device_change(services, vm_id, HotunplugNicCommand(_params(params)))
+
+
+async def set_number_of_cpus(
+    services: Services, vmID: Any, numberOfCpus: Any = None
+) -> dict[str, Any]:
+    vm_id = parse_uuid(vmID, "vmID")
+    if numberOfCpus is None:
+        raise errors.MissingParameter("numberOfCpus is required", param="numberOfCpus")
+    count = _whole(numberOfCpus, 1, MAX_VCPUS)
+    if count is None:
+        raise errors.InvalidParams(
+            f"numberOfCpus must be a whole number from 1 to {MAX_VCPUS}", param="numberOfCpus"
+        )
+    return await _device_change(services, vm_id, SetCpusCommand(count))
+
+
+async def set_balloon_target(services: Services, vmID: Any, target: Any = None) -> bool:
+    """target: the balloon's size in KiB."""
+    vm_id = parse_uuid(vmID, "vmID")
+    if target is None:
+        raise errors.MissingParameter("target is required", param="target")
+    kib = _whole(target, 1, MAX_BALLOON_KIB)
+    if kib is None:
+        raise errors.InvalidParams(
+            f"target must be whole KiB from 1 to {MAX_BALLOON_KIB}", param="target"
+        )
+    await services.registry.get(vm_id).submit(BalloonCommand(kib))
+    return True

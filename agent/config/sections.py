@@ -119,6 +119,9 @@ class HostAccessConfig:
     image_roots: tuple[str, ...] = ("/var/lib/libvirt/images", "/rhev/data-center")
     # Block devices (paths under /dev/) only from these prefixes.
     block_prefixes: tuple[str, ...] = ("/dev/disk/by-id/", "/dev/mapper/")
+    # vmParams.ova (an appliance OVA to extract) under these or the image roots; oVirt's
+    # engine-appliance package installs its OVA in the first.
+    appliance_roots: tuple[str, ...] = ("/usr/share/ovirt-engine-appliance",)
     # <loader> and <nvram> (engine XML) under these.
     firmware_roots: tuple[str, ...] = (
         "/usr/share/OVMF",
@@ -143,7 +146,13 @@ class HostAccessConfig:
     allow_seclabel_none: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("image_roots", "block_prefixes", "firmware_roots", "chardev_roots"):
+        for name in (
+            "image_roots",
+            "appliance_roots",
+            "block_prefixes",
+            "firmware_roots",
+            "chardev_roots",
+        ):
             for path in getattr(self, name):
                 if not isinstance(path, str) or not path.startswith("/"):
                     raise ValueError(f"{name} must hold absolute paths")

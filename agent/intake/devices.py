@@ -63,13 +63,13 @@ def read_devices(f: Fields, console_socket: str) -> DeviceSet:
         dev = Fields(raw, f"devices[{i}]")
         kind = dev.str_("type", required=True)
         if kind == "disk":
-            disk = _disk(dev, counters)
+            disk = read_disk(dev, counters)
             if disk.target in used:
                 raise dev.bad("name", f"target {disk.target} already used by {used[disk.target]}")
             used[disk.target] = dev.name("name")
             out.disks.append(disk)
         elif kind == "interface":
-            out.interfaces.append(_interface(dev))
+            out.interfaces.append(read_interface(dev))
         elif kind == "video":
             out.videos.append(_video(dev))
         elif kind == "controller":
@@ -223,7 +223,7 @@ def _address(dev: Fields) -> AddressSpec | None:
     return AddressSpec(tuple(pairs))
 
 
-def _interface(dev: Fields) -> InterfaceSpec:
+def read_interface(dev: Fields) -> InterfaceSpec:
     kind = dev.choice("device", ("bridge", "network"), "bridge")
     source = dev.str_("network", required=True)
     mac = dev.str_("macAddr")
@@ -342,7 +342,7 @@ def _shared(dev: Fields) -> bool:
     return value in ("true", "shared")
 
 
-def _disk(dev: Fields, counters: dict[str, int]) -> DiskSpec:
+def read_disk(dev: Fields, counters: dict[str, int]) -> DiskSpec:
     device = dev.choice("device", ("disk", "cdrom", "floppy"), "disk")
     path = dev.str_("path", required=device == "disk")
     if path is not None and not path.startswith("/"):

@@ -20,7 +20,7 @@ from typing import Any
 
 from agent import intake
 from agent.config import ChannelsConfig, HostAccessConfig, PayloadConfig, VirtConfig
-from agent.intake import payload
+from agent.intake import hostaccess, payload
 from agent.intake.launch import Launch, plan
 from agent.runtime import payloads
 from agent.virt.port import Hypervisor
@@ -56,6 +56,7 @@ async def planned(
     facts = await port.host_facts()
 
     def convert() -> intake.Converted:  # blocking: file look-ups, OVA extraction
+        _check_ova(params, access[0])
         host = intake.host_view(virt, facts.capabilities_xml, facts.domain_capabilities_xml)
         return intake.convert(vm_id, params, host)
 
@@ -69,6 +70,14 @@ async def planned(
         await asyncio.to_thread(payloads.remove, paths)
         await asyncio.to_thread(converted.rollback)
         raise
+
+
+def _check_ova(params: Any, policy: HostAccessConfig) -> None:
+    """An OVA is read only from where [host_access] allows (its appliance and image roots)."""
+    path = params.get("ova")
+    if isinstance(path, str):
+        roots = (*policy.appliance_roots, *policy.image_roots)
+        hostaccess.check_path(path, "vmParams.ova", roots, policy)
 
 
 def _allowing(access: Access, paths: list[str]) -> Access:

@@ -15,6 +15,8 @@ out=${1:-${HVAGENT_GUEST_DIR:-/var/cache/hvagent/guest}}
 # Modules /init loads, in this order, each after its dependencies (virtio_pci first so the
 # devices exist when the drivers for them register). Built-in ones are skipped.
 WANT_MODULES=(virtio_pci virtio_console virtio_blk button evdev)
+# For `watchdev` (hot-plugged NICs appear in /sys/class/net) and the balloon.
+WANT_MODULES+=(virtio_net virtio_balloon)
 MULTIARCH=x86_64-linux-gnu
 
 die() { echo "guest build: $*" >&2; exit 1; }

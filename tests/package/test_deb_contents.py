@@ -107,7 +107,7 @@ def test_relations(deb):
     for bundled in ("python3-aiohttp", "python3-yarl", "python3-aiosignal"):
         assert bundled not in depends
     assert re.search(r"python3 \(<< 3\.12\)", field(deb, "Depends")), "cp311 wheels"
-    assert set(relation_names(field(deb, "Recommends"))) == {"xorriso", "mtools"}
+    assert set(relation_names(field(deb, "Recommends"))) == {"mtools"}
 
 
 def test_bundle_is_what_bundle_txt_pins(deb):
