@@ -57,8 +57,19 @@ class InvalidParams(AgentError):
 
 
 class MethodNotFound(AgentError):
+    """The message names the method as VDSM's does (`data.method` has it too)."""
+
     code = -32601
     message = "Method not found"
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = super().to_wire()
+        if isinstance(self.data.get("method"), str):
+            name = self.data["method"]
+            wire["message"] = (
+                f"The method does not exist or is not available: {{'method': {name!r}}}"
+            )
+        return wire
 
 
 class NoSuchVM(AgentError):
@@ -84,6 +95,11 @@ class CreateFailed(AgentError):
 class MissingParameter(AgentError):
     code = 11
     message = "Missing required parameter"
+
+
+class NotImplementedByAgent(AgentError):
+    code = 44
+    message = "Not implemented"
 
 
 class TicketFailed(AgentError):

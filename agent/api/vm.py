@@ -55,7 +55,8 @@ async def get_info(services: Services, vmID: Any) -> dict[str, Any]:
 
 
 def _seconds(value: Any, name: str) -> float | None:
-    """None when omitted; an explicit 0 means 0 (VDSM treats 0 as 'use the default')."""
+    """None (the configured default) when omitted or 0: engines send 0 for "use the
+    default", as VDSM reads it (reference §6.1)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -67,7 +68,7 @@ def _seconds(value: Any, name: str) -> float | None:
         raise errors.InvalidParams(f"{name} must be a number of seconds", param=name)
     if not math.isfinite(value) or not 0 <= value <= 86400:
         raise errors.InvalidParams(f"{name} must be from 0 to 86400 seconds", param=name)
-    return float(value)
+    return float(value) or None
 
 
 async def shutdown(
@@ -167,8 +168,8 @@ async def update_device(services: Services, vmID: Any, params: Any = None) -> di
         raise errors.MissingParameter("params.deviceType is required", param="params.deviceType")
     if params["deviceType"] != "graphics":
         raise errors.Unsupported("hvagent updates graphics devices only", param="params.deviceType")
-    if "xml" in params:
-        raise errors.Unsupported(
+    if "xml" in params:  # VDSM: noimpl (44)
+        raise errors.NotImplementedByAgent(
             "graphics updates take fields (password, ttl, ...), not XML", param="params.xml"
         )
     for name in ("graphicsType", "password", "ttl"):

@@ -6,7 +6,8 @@ facts: conversion may read files and extract an OVA, so it runs on a worker thre
 files it made are removed again if the create fails before the VM's owner takes over.
 Payload disks (agent/intake/payload.py: validated first) are written the same way, on a
 worker thread before the domain is defined (runtime/payloads.py), and removed on failure;
-the host-access policy then allows exactly those image files.
+the host-access policy then allows exactly those image files. Display networks resolve to
+this host's addresses through agent/hostnet.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from agent import intake
+from agent import hostnet, intake
 from agent.config import ChannelsConfig, HostAccessConfig, PayloadConfig, VirtConfig
 from agent.intake import hostaccess, payload
 from agent.intake.launch import Launch, plan
@@ -44,11 +45,18 @@ async def planned(
     pcfg = payload_cfg or PayloadConfig()
     if not intake.wants(params):
         if not payload.wanted(params):
-            yield plan(vm_id, params, virt, *access, channels)
+            yield plan(vm_id, params, virt, *access, hostnet.address_of, channels=channels)
             return
         params, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, params)
         try:
-            yield plan(vm_id, params, virt, *_allowing(access, paths), channels)
+            yield plan(
+                vm_id,
+                params,
+                virt,
+                *_allowing(access, paths),
+                hostnet.address_of,
+                channels=channels,
+            )
         except BaseException:
             await asyncio.to_thread(payloads.remove, paths)
             raise
@@ -64,7 +72,9 @@ async def planned(
     paths: list[str] = []
     try:
         out, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, converted.params)
-        launch = plan(vm_id, out, virt, *_allowing(access, paths), channels)
+        launch = plan(
+            vm_id, out, virt, *_allowing(access, paths), hostnet.address_of, channels=channels
+        )
         yield dataclasses.replace(launch, warnings=(*converted.warnings, *launch.warnings))
     except BaseException:
         await asyncio.to_thread(payloads.remove, paths)

@@ -174,7 +174,10 @@ XML = [
         {"devices": "<rng model='virtio'><backend model='random'>/etc/shadow</backend></rng>"},
         "<rng>",
     ),
-    ({"devices": "<graphics type='vnc' socket='/etc/x.sock'/>"}, "<graphics> socket"),
+    (
+        {"devices": "<graphics type='vnc' socket='/etc/x.sock' passwdValidTo='2000-01-01'/>"},
+        "<graphics> socket",
+    ),
     ({"os_extra": "<acpi><table type='slic'>/etc/shadow</table></acpi>"}, "<acpi>"),
     ({"os_extra": "<kernel>/etc/shadow</kernel>"}, "<os><kernel>"),
     ({"os_extra": "<loader>/etc/passwd</loader>"}, "<os><loader>"),

@@ -15,6 +15,7 @@ def test_codes_are_unique_and_stable():
         "WrongState": 6,
         "CreateFailed": 9,
         "MissingParameter": 11,
+        "NotImplementedByAgent": 44,
         "TicketFailed": 18,
         "GuestAgentUnresponsive": 19,
         "HypervisorUnavailable": 40,
@@ -35,6 +36,14 @@ def test_codes_are_unique_and_stable():
         "HypervisorError": 1003,
         "NoSuchChannel": 1004,
     }
+
+
+def test_method_not_found_names_the_method_in_the_message_too():
+    wire = errors.MethodNotFound("no such verb", method="VM.frobnicate").to_wire()
+    assert wire["message"] == (
+        "The method does not exist or is not available: {'method': 'VM.frobnicate'}"
+    )
+    assert wire["data"] == {"reason": "no such verb", "method": "VM.frobnicate"}
 
 
 @pytest.mark.parametrize("cls", errors.all_error_classes())
