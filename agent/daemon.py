@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import grp
 import logging
 import os
@@ -179,6 +180,9 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 observer=instruments,
                 payload=cfg.payload,
                 sampled=lambda: sampler.snapshot,
+                channels=dataclasses.replace(
+                    cfg.channels, log_dir=cfg.channels.logs(cfg.state.dir)
+                ),
             )
             metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
             services = Services(

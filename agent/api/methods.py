@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent import errors, wirevalues
-from agent.api import host, vm
+from agent.api import channels, host, vm
 from agent.api.rpc import Verb, expose
 
 VERBS: dict[str, tuple[Verb, bool]] = {
@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[Verb, bool]] = {
     "VM.setDestroyOnReboot": (vm.set_destroy_on_reboot, True),
     "VM.setTicket": (vm.set_ticket, True),
     "VM.updateDevice": (vm.update_device, True),
+    "VM.readChannel": (channels.read_channel, True),
 }
 
 

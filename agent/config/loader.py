@@ -18,6 +18,7 @@ from agent.config.listeners import (
     split_listen,
 )
 from agent.config.sections import (
+    ChannelsConfig,
     HostAccessConfig,
     LibvirtConfig,
     LoggingConfig,
@@ -47,6 +48,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     host_access: HostAccessConfig = field(default_factory=HostAccessConfig)
     payload: PayloadConfig = field(default_factory=PayloadConfig)
+    channels: ChannelsConfig = field(default_factory=ChannelsConfig)
 
     @classmethod
     def defaults(cls) -> Config:

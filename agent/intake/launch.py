@@ -2,21 +2,26 @@
 starts with, and the reply's warnings; from legacy vmParams (via VmSpec) or engine XML.
 
 `plan(vm_id, vmParams, virt)` is the intake's one entry: it validates everything and renders
-the XML before anything touches libvirt. Converters for other request forms (OVF, vm.conf,
-OVA) are siblings in this package and end here too.
+the XML before anything touches libvirt. Every unix channel hvagent drains (all but the guest
+agent's, from vmParams or engine XML) is bound to a socket under `[channels] dir`
+(domxml/devices/channel.py); engine XML channel names are checked like vmParams ones.
+Converters for other request forms (OVF, vm.conf, OVA) are siblings in this package and end
+here too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from agent import wirevalues
-from agent.config import HostAccessConfig, VirtConfig
+from agent.config import ChannelsConfig, HostAccessConfig, VirtConfig
 from agent.consoles import GraphicsInfo
-from agent.domxml import build_domain, live, to_string
+from agent.domxml import build_domain, live, parse, to_string
+from agent.domxml.devices import channel
 from agent.domxml.metadata import VmMetadata
 from agent.intake import engine, hostaccess, vmparams
 from agent.intake.fields import Fields
@@ -40,33 +45,40 @@ def plan(
     virt: VirtConfig,
     access: HostAccessConfig | None = None,
     emulators: Iterable[str] = (),
+    channels: ChannelsConfig | None = None,
 ) -> Launch:
     """Validate `vmParams` and render the domain; raises before anything touches libvirt.
     The host-access policy `access` (default: the safe defaults) checks the result;
     `emulators` are the host's own, from libvirt's capabilities."""
+    chan_dir = (channels or ChannelsConfig()).dir
     if isinstance(params, Mapping) and "xml" in params:
-        planned = _from_engine_xml(vm_id, params, virt)
+        planned = _from_engine_xml(vm_id, params, virt, chan_dir)
     else:
-        planned = from_spec(vmparams.from_params(vm_id, params, virt))
+        planned = from_spec(vmparams.from_params(vm_id, params, virt), chan_dir)
     policy = hostaccess.for_host(access or HostAccessConfig(), virt)
+    policy = dataclasses.replace(policy, chardev_roots=(*policy.chardev_roots, chan_dir))
     hostaccess.check(params, planned.xml, policy, emulators)
     return planned
 
 
-def from_spec(s: VmSpec) -> Launch:
+def from_spec(s: VmSpec, channels_dir: str = ChannelsConfig.dir) -> Launch:
     meta = VmMetadata(
         launch_paused=s.launch_paused, destroy_on_reboot=s.destroy_on_reboot, custom=s.custom
     )
-    xml = to_string(build_domain(s, meta))
+    dom = build_domain(s, meta)
+    channel.bind_all(dom, channels_dir)
+    xml = to_string(dom)
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
     facts = live.DomainFacts(
         s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles,
-        time_offset=s.time_offset or 0,
+        time_offset=s.time_offset or 0, channels=channel.bound(dom),
     )  # fmt: skip
     return Launch(s.vm_id, s.name, xml, facts, s.launch_paused)
 
 
-def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig) -> Launch:
+def _from_engine_xml(
+    vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig, channels_dir: str
+) -> Launch:
     f = Fields(params)
     text = params["xml"]
     if not isinstance(text, str) or not text:
@@ -81,5 +93,13 @@ def _from_engine_xml(vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConf
         launch_paused=paused,
         custom=f.str_map("custom"),
     )
+    dom = parse(xml)
+    names = channel.bind_all(dom, channels_dir)
+    for name in names:
+        if not wirevalues.is_channel_name(name):
+            raise engine.bad(f"bad channel name {wirevalues.echo(name)}")
+    if len(set(names)) != len(names):
+        raise engine.bad("two unix channels have the same name")
+    xml = to_string(dom)
     facts = live.facts(xml)
     return Launch(vm_id, facts.name, xml, facts, paused)

@@ -24,7 +24,13 @@ from typing import Any
 
 from agent import errors
 from agent.clock import Clock
-from agent.config import HostAccessConfig, PayloadConfig, PowerConfig, VirtConfig
+from agent.config import (
+    ChannelsConfig,
+    HostAccessConfig,
+    PayloadConfig,
+    PowerConfig,
+    VirtConfig,
+)
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
 from agent.intake.hostaccess import host_emulators
@@ -64,8 +70,12 @@ class VmRegistry:
         observer: OwnerObserver | None = None,
         payload: PayloadConfig | None = None,
         sampled: Callable[[], Snapshot] | None = None,
+        channels: ChannelsConfig | None = None,
     ) -> None:
         self._port = port
+        # Without a channels config (unit tests) nothing is drained; the daemon passes its
+        # [channels] section with log_dir resolved.
+        self._channels = channels
         # Without a payload config (unit tests) images go to the default dir and nothing
         # removes them; the daemon always passes its [payload] section.
         self._payload = payload or PayloadConfig()
@@ -82,6 +92,7 @@ class VmRegistry:
             "observer": observer,
             "payload_dir": payload.dir if payload else None,
             "sampled": sampled,
+            "channels": channels,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -172,7 +183,7 @@ class VmRegistry:
         known = asyncio.ensure_future(self._libvirt_has(vm_id))
         try:
             async with creation.planned(
-                self._port, self._virt, vm_id, params, access, self._payload
+                self._port, self._virt, vm_id, params, access, self._payload, self._channels
             ) as planned:
                 return await self.launch(planned, known)
         finally:

@@ -26,12 +26,13 @@ from typing import Any, Protocol
 
 from agent import errors
 from agent.clock import Clock, RealClock
-from agent.config import PowerConfig
+from agent.config import ChannelsConfig, PowerConfig
 from agent.domxml.live import DomainFacts
 from agent.logs import vm_id_var
 from agent.metrics.snapshot import Snapshot
 from agent.runtime import payloads
-from agent.runtime.bus import StatusBus
+from agent.runtime.bus import StatusBus, marker_notification
+from agent.runtime.channels import VmChannels
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import operations, reporting
 from agent.runtime.vm.commands import Command, DestroyCommand
@@ -73,6 +74,7 @@ class VmOwner:
         records: DownRecords | None = None,
         payload_dir: str | None = None,
         sampled: Callable[[], Snapshot] | None = None,
+        channels: ChannelsConfig | None = None,
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
         self._sampled = sampled  # the sampler's latest round (VM stats fragments)
@@ -92,6 +94,12 @@ class VmOwner:
         self._get: asyncio.Task[Command | DomainEvent] | None = None
         self._gone = False
         self._payload_dir = payload_dir
+        self.channels = VmChannels(
+            self.vm_id, () if facts.metadata is None else facts.channels, channels,
+            lambda ch, m: bus.publish(
+                marker_notification(self.vm_id, ch.name, m.marker, m.offset, m.time)
+            ),
+        )  # fmt: skip
 
     @classmethod
     def adopt(
@@ -175,6 +183,7 @@ class VmOwner:
             w.sessions.client_ip,
             self.ops.report,
             sampled,
+            self.channels.report(),
         )
 
     def info(self) -> dict[str, Any]:
@@ -201,6 +210,7 @@ class VmOwner:
         """The domain (re)started: reset the clock and the pending stop, read the live XML
         (console ports, device facts, the devices hash) unless the caller has it."""
         self.state.started()
+        self.channels.start(self.subtasks)
         xml = live_xml
         if not xml:
             try:
@@ -241,6 +251,8 @@ class VmOwner:
         try:
             if self.state.status is VmStatus.DOWN:  # went down while hvagent was away
                 await self._contained("removing payloads", self.drop_payloads())
+            elif self.state.status is not VmStatus.WAIT_FOR_LAUNCH:  # adopted, running
+                self.channels.start(self.subtasks)
             await self._contained("resuming the operation", self.ops.resume())
             while not self._gone:
                 item = await self._next_item()
@@ -252,6 +264,7 @@ class VmOwner:
                     await self._settle(item)
         finally:
             await self.subtasks.close()
+            self.channels.close()
             if self._get is not None:
                 self._get.cancel()
         # Anything still queued refers to a VM that no longer exists.
@@ -365,6 +378,7 @@ class VmOwner:
 
     async def _went_down(self, exit_info: ExitInfo) -> None:
         self.ops.cancel("the domain stopped")
+        await self.channels.domain_stopped()
         await self.subtasks.stop_running()
         await self.state.persist(exit=exit_info, operation=None)
         await self.drop_payloads()
