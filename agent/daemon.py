@@ -193,6 +193,13 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 libvirt_up=lambda: port.alive,
                 subscribers=lambda: bus.subscriber_count,
             )
+            instruments.watch_channels(
+                lambda: [
+                    (str(o.vm_id), c.name, c.end, c.readers, c.disk_bytes)
+                    for o in registry.owners()
+                    for c in o.channels.all()
+                ]
+            )
             await life.background("libvirt-probe", lambda: _probe(port, cfg.libvirt))
             await life.background("metrics-sampler", sampler.run)
             owners = await life.background("registry", registry.run)  # stops VM owners

@@ -148,7 +148,8 @@ class SegmentLog:
         end = self.end
         self._segments.append((end, 0))
         self._open_fd(end)
-        while len(self._segments) > 1 and self.disk_bytes > self._max:
+        # the new segment will fill up: make room for it now
+        while len(self._segments) > 1 and self.disk_bytes + self._segment_max > self._max:
             start, _ = self._segments.pop(0)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._name(start))

@@ -87,7 +87,10 @@ class VmChannels:
         if self._cfg is None or not self._channels:
             return
         directory = Path(self._cfg.dir) / str(self.vm_id)
-        await asyncio.to_thread(directory.mkdir, SOCKET_DIR_MODE, True, True)
+        try:
+            await asyncio.to_thread(directory.mkdir, SOCKET_DIR_MODE, True, True)
+        except OSError as exc:  # libvirt then says why it cannot bind there
+            log.warning("cannot create the channel socket directory %s: %s", directory, exc)
 
     def start(self, subtasks: Subtasks) -> None:
         """The domain (re)started: drain every channel (idempotent while drains run)."""
