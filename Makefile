@@ -65,6 +65,7 @@ lint: venv
 	$(VENV)/bin/ruff check agent tests bench
 
 bench: venv
+	$(SUDO) scripts/host-setup.sh --bench-tools
 	$(VENV)/bin/python bench/rpc_ping.py
 	$(VENV)/bin/python bench/stomp_ping.py
 

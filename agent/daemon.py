@@ -153,6 +153,10 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
         cfg.rpc.listen,
     )
     os.makedirs(cfg.virt.console_log_dir, exist_ok=True)
+    try:  # ovirt-vmconsole-host may own it already; a VM asking for a socket needs it
+        os.makedirs(cfg.virt.console_socket_dir, exist_ok=True)
+    except OSError as exc:
+        log.warning("console_socket_dir %s: %s", cfg.virt.console_socket_dir, exc)
     notifier = systemd.Notifier()
     try:
         async with Lifecycle() as life:

@@ -57,8 +57,19 @@ class InvalidParams(AgentError):
 
 
 class MethodNotFound(AgentError):
+    """The message names the method as VDSM's does (`data.method` has it too)."""
+
     code = -32601
     message = "Method not found"
+
+    def to_wire(self) -> dict[str, Any]:
+        wire = super().to_wire()
+        if isinstance(self.data.get("method"), str):
+            name = self.data["method"]
+            wire["message"] = (
+                f"The method does not exist or is not available: {{'method': {name!r}}}"
+            )
+        return wire
 
 
 class NoSuchVM(AgentError):
@@ -86,6 +97,11 @@ class MissingParameter(AgentError):
     message = "Missing required parameter"
 
 
+class NotImplementedByAgent(AgentError):
+    code = 44
+    message = "Not implemented"
+
+
 class TicketFailed(AgentError):
     code = 18
     message = "Error while setting ticket"
@@ -106,9 +122,44 @@ class DestroyFailed(AgentError):
     message = "Virtual machine destroy error"
 
 
+class HotplugDiskFailed(AgentError):
+    code = 45
+    message = "Failed to hotplug disk"
+
+
+class HotunplugDiskFailed(AgentError):
+    code = 46
+    message = "Failed to hotunplug disk"
+
+
+class HotplugNicFailed(AgentError):
+    code = 49
+    message = "Failed to hotplug NIC"
+
+
+class HotunplugNicFailed(AgentError):
+    code = 50
+    message = "Failed to hotunplug NIC"
+
+
+class BalloonFailed(AgentError):
+    code = 53
+    message = "Balloon operation is not available"
+
+
 class UpdateDeviceFailed(AgentError):
     code = 56
     message = "Failed to update device"
+
+
+class HardwareInfoFailed(AgentError):
+    code = 57
+    message = "Failed to read hardware information"
+
+
+class SetNumberOfCpusFailed(AgentError):
+    code = 60
+    message = "Failed to set the number of cpus"
 
 
 class Unsupported(AgentError):

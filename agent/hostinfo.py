@@ -106,3 +106,21 @@ def os_release(text: str) -> dict[str, str]:
         if sep:
             out[key.strip()] = value.strip().strip('"')
     return out
+
+
+# VDSM's Host.getHardwareInfo keys <- the SMBIOS system entries of libvirt's host <sysinfo>.
+_HARDWARE = {
+    "systemManufacturer": "manufacturer",
+    "systemProductName": "product",
+    "systemVersion": "version",
+    "systemSerialNumber": "serial",
+    "systemUUID": "uuid",
+    "systemFamily": "family",
+}
+
+
+def hardware(sysinfo_xml: str) -> dict[str, str]:
+    """Host.getHardwareInfo from libvirt's sysinfo XML; an entry the host lacks is ""."""
+    root = parse(sysinfo_xml)
+    entries = {e.get("name"): (e.text or "").strip() for e in root.iterfind("system/entry")}
+    return {key: entries.get(name, "") for key, name in _HARDWARE.items()}

@@ -175,14 +175,27 @@ class PowerOperation:
             step = self._wait_step()
         return replace(step, status=step.status or self._running_status())
 
-    def update(self, plan: Plan) -> Step:
-        """A second VM.shutdown while this one runs: force/message may change, not the kind.
+    def update(self, plan: Plan, now: float) -> Step:
+        """A second VM.shutdown while this one runs: it may shorten, never lengthen.
 
-        Deadlines already set stay: adding force makes the stage that times out next
-        escalate to it instead of giving up.
+        `force` is only ever added. `delay`/`timeout` become the smaller of old and new, and
+        the running stage's deadline the earlier of the old one and the deadline the new
+        request gives the stage from `now` (so "force within 3 s" after a pending 60 s
+        graceful shutdown escalates after 3 s, and a later, slower request changes nothing).
         """
-        force = self.plan.force or plan.force
-        self.plan = replace(self.plan, force=force, message=plan.message or self.plan.message)
+        old = self.plan
+        self.plan = replace(
+            old,
+            force=old.force or plan.force,
+            delay_s=min(old.delay_s, plan.delay_s),
+            timeout_s=min(old.timeout_s, plan.timeout_s),
+            message=plan.message or old.message,
+        )
+        if self.stage in (Stage.AGENT, Stage.ACPI):
+            wait = plan.timeout_s + (plan.delay_s if self.stage is Stage.AGENT else 0.0)
+            self.stage_deadline = min(self.stage_deadline, now + wait)
+            if self.next_retry is not None and self.next_retry >= self.stage_deadline:
+                self.next_retry = None
         return replace(self._wait_step(reason="plan updated"), persist=True)
 
     # -- state -----------------------------------------------------------------------------

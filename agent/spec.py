@@ -83,9 +83,11 @@ class GraphicsSpec:
     spec_params: tuple[tuple[str, str], ...] = ()
     source: str = "devices"  # where it came from, for error messages: devices[i] or display
     listen_address: str | None = None
-    listen_network: str | None = None  # libvirt network name
     keymap: str | None = None
     secure_channels: tuple[str, ...] = ()
+    # Asked-for secure channels not honoured (no SPICE TLS on this host): a reply warning.
+    insecure_channels: tuple[str, ...] = ()
+    insecure_param: str | None = None
     copy_paste: bool = True
     file_transfer: bool = True
     tls: bool = False
@@ -105,7 +107,8 @@ SPICE_CHANNELS = (
 
 @dataclass(frozen=True)
 class ConsoleSpec:
-    """An extra virtio console (the serial console on a pty is always there)."""
+    """A virtio console (the serial console is always there; `VmSpec.serial_socket` moves
+    it from a pty to a unix socket)."""
 
     socket: str | None = None  # a unix socket path, else a pty
 
@@ -151,6 +154,9 @@ class VmSpec:
     machine: str | None
     acpi: bool
     console_log: str
+    serial_socket: str | None = None  # the serial console on this unix socket, not a pty
+    # <sysinfo type="smbios"> system entries (name, value), with <smbios mode="sysinfo"/>.
+    sysinfo: tuple[tuple[str, str], ...] = ()
     kernel: str | None = None
     initrd: str | None = None
     kernel_args: str | None = None

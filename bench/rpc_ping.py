@@ -5,7 +5,7 @@ connections) runs on CPU 1. Runs alternate A/B/A/B so machine noise hits both al
 runs on libvirt's test driver (ping2 does not touch libvirt). Prints both medians and the
 ratio of the medians, and the median of each round's own ratio (less sensitive to the
 machine getting faster or slower between rounds); README.md records the figure.
-Run: make bench  (installs nothing; needs wrk).
+Run: make bench  (installs wrk first: scripts/host-setup.sh --bench-tools).
 """
 
 from __future__ import annotations

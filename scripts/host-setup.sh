@@ -10,6 +10,7 @@
 #   scripts/host-setup.sh --packages-only  no daemons (for the embedded QEMU driver)
 #   scripts/host-setup.sh --package-tools  only the tools that build and test the Debian
 #                                          package (make deb, tests/package)
+#   scripts/host-setup.sh --bench-tools    only what `make bench` drives (wrk)
 set -euo pipefail
 
 PACKAGES=(
@@ -25,6 +26,7 @@ PACKAGE_TOOLS=(
     debhelper dh-python dpkg-dev python3-pip python3-setuptools python3-wheel
     lintian debootstrap systemd-container
 )
+BENCH_TOOLS=(wrk)  # bench/rpc_ping.py, bench/stomp_ping.py
 QEMU_CONF=/etc/libvirt/qemu.conf
 MARKER="# hvagent test rig v2"
 SPICE_PKI=/etc/pki/libvirt-spice  # test CA + server cert for SPICE TLS
@@ -32,11 +34,13 @@ READY_TIMEOUT=60  # seconds to wait for libvirtd to answer
 
 packages_only=false
 package_tools=false
+bench_tools=false
 case "${1:-}" in
     "") ;;
     --packages-only) packages_only=true ;;
     --package-tools) package_tools=true ;;
-    *) echo "usage: $0 [--packages-only | --package-tools]" >&2; exit 2 ;;
+    --bench-tools) bench_tools=true ;;
+    *) echo "usage: $0 [--packages-only | --package-tools | --bench-tools]" >&2; exit 2 ;;
 esac
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -61,6 +65,11 @@ install_missing() {
 if $package_tools; then
     install_missing "${PACKAGE_TOOLS[@]}"
     echo "host-setup: ok: package tools: ${#missing[@]} installed"
+    exit 0
+fi
+if $bench_tools; then
+    install_missing "${BENCH_TOOLS[@]}"
+    echo "host-setup: ok: bench tools: ${#missing[@]} installed"
     exit 0
 fi
 install_missing "${PACKAGES[@]}"

@@ -31,6 +31,20 @@ from agent.virt.port import (
     StopCause,
 )
 
+SYSINFO = """<sysinfo type='smbios'>
+  <bios><entry name='vendor'>SeaBIOS</entry></bios>
+  <system>
+    <entry name='manufacturer'>Fake Iron</entry>
+    <entry name='product'>FI-2000</entry>
+    <entry name='version'>1.2</entry>
+    <entry name='serial'>SN-0042</entry>
+    <entry name='uuid'>4c4c4544-0042-3010-8054-b4c04f4e3232</entry>
+    <entry name='sku'>SKU1</entry>
+    <entry name='family'>Rack</entry>
+  </system>
+</sysinfo>
+"""
+
 
 class FakeClock:
     def __init__(self, t: float = 1_800_000_000.0) -> None:
@@ -94,6 +108,10 @@ class FakeGuest:
     agent_hangs: bool = False
     reset_fails: bool = False
     running: bool = True
+    paused: bool = False
+    refuses_devices: bool = False  # libvirt refuses hot-plug and unplug (QEMU said no)
+    keeps_unplugged: bool = False  # the guest never releases a device asked to unplug
+    balloon_kib: int | None = None  # the last balloon target set
 
 
 class FakeHypervisor:
@@ -106,6 +124,8 @@ class FakeHypervisor:
         self.sink: Callable[[DomainEvent], None] = lambda e: None
         self.alive = True
         self._queue: asyncio.Queue[DomainEvent] = asyncio.Queue()
+        # The host's SMBIOS as libvirt's getSysinfo gives it; None: the host has none.
+        self.sysinfo: str | None = SYSINFO
 
     def emit(self, event: DomainEvent) -> None:
         self._queue.put_nowait(event)
@@ -196,6 +216,8 @@ class FakeHypervisor:
     def _state(self, vm_id: uuid.UUID) -> DomainRecord:
         guest = self.guests[vm_id]
         state = DomainState.RUNNING if guest.running else DomainState.SHUTOFF
+        if guest.running and guest.paused:
+            state = DomainState.PAUSED
         cause = None if guest.running else StopCause.UNKNOWN
         return DomainRecord(vm_id, state, cause, self._live_xml(vm_id))
 
@@ -228,6 +250,106 @@ class FakeHypervisor:
         if paused:
             self.emit(DomainEvent(vm_id, EventKind.SUSPENDED))
         return self._live_xml(vm_id)
+
+    # -- a running domain (virt/running.py), refusing as libvirt's QEMU driver does --------
+
+    def _running(self, vm_id: uuid.UUID, name: str, arg: object = None) -> FakeGuest:
+        guest = self._record(vm_id, name, arg)
+        if not guest.running:
+            raise errors.WrongState(
+                "Requested operation is not valid: domain is not running",
+                vmId=str(vm_id),
+                libvirt={"code": 55, "domain": 10, "message": "domain is not running"},
+            )
+        return guest
+
+    async def suspend(self, vm_id: uuid.UUID) -> None:
+        guest = self._running(vm_id, "suspend")
+        if not guest.paused:
+            guest.paused = True
+            self.emit(DomainEvent(vm_id, EventKind.SUSPENDED, pause_code="NOERR"))
+
+    async def resume(self, vm_id: uuid.UUID) -> None:
+        guest = self._running(vm_id, "resume")
+        if guest.paused:
+            guest.paused = False
+            self.emit(DomainEvent(vm_id, EventKind.RESUMED))
+
+    def _refuse(self, guest: FakeGuest, vm_id: uuid.UUID, why: str) -> None:
+        if guest.refuses_devices or why:
+            message = why or "internal error: unable to execute QEMU command 'device_add'"
+            raise errors.HypervisorError(
+                message, vmId=str(vm_id), libvirt={"code": 1, "domain": 10, "message": message}
+            )
+
+    async def attach_device(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        guest = self._running(vm_id, "attach_device", element_xml)
+        el = parse(element_xml)
+        root = parse(self.xml[vm_id])
+        devices = root.find("devices")
+        why = ""
+        if el.tag == "disk":
+            target = el.find("target").get("dev")
+            if root.find(f"devices/disk/target[@dev='{target}']") is not None:
+                why = f"Requested operation is not valid: target {target} already exists"
+        self._refuse(guest, vm_id, why)
+        if el.tag == "interface":
+            n = len(root.findall("devices/interface"))
+            if el.find("mac") is None:
+                el.insert(0, etree.Element("mac", address=f"52:54:00:00:ff:{n:02x}"))
+            etree.SubElement(el, "target", dev=f"vnet{n + 100}")
+        devices.append(el)
+        self.xml[vm_id] = to_string(root)
+
+    async def detach_device(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        guest = self._running(vm_id, "detach_device", element_xml)
+        el = parse(element_xml)
+        root = parse(self.xml[vm_id])
+        if el.tag == "disk":
+            path = f"devices/disk/target[@dev='{el.find('target').get('dev')}']/.."
+        else:
+            path = f"devices/interface/mac[@address='{el.find('mac').get('address')}']/.."
+        found = root.find(path)
+        self._refuse(guest, vm_id, "" if found is not None else "device not found")
+        if not guest.keeps_unplugged:
+            found.getparent().remove(found)
+            self.xml[vm_id] = to_string(root)
+
+    async def set_vcpus(self, vm_id: uuid.UUID, count: int) -> None:
+        self._running(vm_id, "set_vcpus", count)
+        root = parse(self.xml[vm_id])
+        vcpu = root.find("vcpu")
+        if count > int(vcpu.text):
+            message = (
+                "invalid argument: requested vcpus is greater than max allowable vcpus "
+                f"for the live domain: {count} > {vcpu.text}"
+            )
+            raise errors.HypervisorError(
+                message, vmId=str(vm_id), libvirt={"code": 8, "domain": 10, "message": message}
+            )
+        vcpu.set("current", str(count))
+        self.xml[vm_id] = to_string(root)
+
+    async def set_balloon(self, vm_id: uuid.UUID, kib: int) -> None:
+        guest = self._running(vm_id, "set_balloon", kib)
+        memory = int(parse(self.xml[vm_id]).findtext("memory"))
+        if kib > memory:
+            message = "invalid argument: cannot set memory higher than max memory"
+            raise errors.HypervisorError(
+                message, vmId=str(vm_id), libvirt={"code": 8, "domain": 10, "message": message}
+            )
+        guest.balloon_kib = kib
+
+    async def host_sysinfo(self) -> str:
+        self.calls.append(
+            Call(uuid.UUID(int=0), self.clock.time(), "host_sysinfo", None, VmMetadata())
+        )
+        if self.sysinfo is None:
+            message = "unsupported configuration: Host SMBIOS information is not available"
+            raise errors.HardwareInfoFailed(
+                message, libvirt={"code": 67, "domain": 10, "message": message}
+            )
+        return self.sysinfo
 
     async def host_facts(self) -> HostFacts:
         """A small host, shaped as the test driver's (its emulator included)."""

@@ -31,7 +31,9 @@ VERBS = [
     "Host.ping2", "Host.getCapabilities", "Host.getStats", "Host.getVMList",
     "Host.getVMFullList", "Host.getAllVmStats", "Host.dumpxmls", "VM.create", "VM.destroy",
     "VM.getStats", "VM.getInfo", "VM.shutdown", "VM.reset", "VM.setDestroyOnReboot",
-    "VM.setTicket", "VM.updateDevice",
+    "VM.setTicket", "VM.updateDevice", "VM.pause", "VM.cont", "VM.hotplugDisk",
+    "VM.hotunplugDisk", "VM.hotplugNic", "VM.hotunplugNic", "VM.setNumberOfCpus",
+    "VM.setBalloonTarget", "Host.getHardwareInfo",
 ]  # fmt: skip
 
 NASTY_TEXT = [
@@ -136,6 +138,13 @@ def requests(draw) -> Any:
             params["params"] = ticket
         else:
             params |= ticket
+    elif method.startswith(("VM.hotplug", "VM.hotunplug")):
+        fields = [*DEV_FIELDS, "macAddr", "nicModel", "index"]
+        dev = {k: draw(values) for k in draw(st.lists(st.sampled_from(fields), max_size=3))}
+        which = "drive" if method.endswith("Disk") else "nic"
+        params["params"] = draw(st.one_of(values, st.just({"vmId": vm_id, which: dev})))
+    elif method in ("VM.setNumberOfCpus", "VM.setBalloonTarget"):
+        params["numberOfCpus" if method.endswith("Cpus") else "target"] = draw(values)
     elif method == "Host.dumpxmls":
         known = st.integers(0, 19).map(lambda i: f"{KNOWN}{i}")
         params = {"vmList": draw(st.lists(st.one_of(known, values)))}

@@ -21,6 +21,8 @@ from agent.intake import vmparams
 DIR = Path(__file__).parent / "data" / "domxml"
 VM = uuid.UUID("6f5c3b8e-8e0b-4d55-9c43-0d0e3f7a9a01")
 BASE_CONFIG = {"domain_type": "qemu", "console_log_dir": "/var/log/hvagent/console"}
+# The host's display networks the goldens see (agent/hostnet.py's seam).
+NETWORKS = {"vmDisplay": "192.0.2.10"}
 
 
 def cases() -> list[str]:
@@ -35,7 +37,7 @@ def build(case: str) -> str:
     data = load(case)
     params = {"vmId": str(VM), "memSize": 256, "vmName": case, **data["params"]}
     cfg = VirtConfig(**{**BASE_CONFIG, **data.get("config", {})})
-    s = vmparams.from_params(VM, params, cfg)
+    s = vmparams.from_params(VM, params, cfg, NETWORKS.get)
     meta = VmMetadata(launch_paused=s.launch_paused, custom=s.custom)
     return domxml.to_string(domxml.build_domain(s, meta))
 

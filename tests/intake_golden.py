@@ -127,6 +127,9 @@ CASES = {
     ),
 }
 
+# The host's networks the goldens see (agent/hostnet.py's seam): ovirtmgmt's bridge address.
+NETWORKS = {"ovirtmgmt": "192.0.2.1"}
+
 
 def cases() -> list[str]:
     return sorted(CASES)
@@ -136,7 +139,7 @@ def build(case: str, host: HostView = HOST) -> tuple[str, list[dict]]:
     """(domain XML, warnings) for one case, through the same path VM.create takes."""
     vm_id, params = CASES[case]
     converted = intake.convert(uuid.UUID(vm_id), params(), host)
-    plan = launch.plan(uuid.UUID(vm_id), converted.params, VIRT)
+    plan = launch.plan(uuid.UUID(vm_id), converted.params, VIRT, address_of=NETWORKS.get)
     return plan.xml, [*converted.warnings, *plan.warnings]  # as VM.create answers
 
 

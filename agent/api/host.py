@@ -21,6 +21,11 @@ async def get_capabilities(services: Services) -> dict[str, Any]:
     return await services.host.capabilities()
 
 
+async def get_hardware_info(services: Services) -> dict[str, str]:
+    """VDSM's system* keys from the host's SMBIOS (libvirt's sysinfo), read once."""
+    return await services.host.hardware_info()
+
+
 async def get_stats(services: Services) -> dict[str, Any]:
     return services.host.stats()
 

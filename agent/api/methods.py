@@ -20,6 +20,7 @@ VERBS: dict[str, tuple[Verb, bool]] = {
     "Host.getVMFullList": (host.get_vm_full_list, True),
     "Host.getAllVmStats": (host.get_all_vm_stats, True),
     "Host.dumpxmls": (host.dumpxmls, True),
+    "Host.getHardwareInfo": (host.get_hardware_info, False),
     "VM.create": (vm.create, True),
     "VM.destroy": (vm.destroy, True),
     "VM.getStats": (vm.get_stats, True),
@@ -29,6 +30,14 @@ VERBS: dict[str, tuple[Verb, bool]] = {
     "VM.setDestroyOnReboot": (vm.set_destroy_on_reboot, True),
     "VM.setTicket": (vm.set_ticket, True),
     "VM.updateDevice": (vm.update_device, True),
+    "VM.pause": (vm.pause, True),
+    "VM.cont": (vm.cont, True),
+    "VM.hotplugDisk": (vm.hotplug_disk, True),
+    "VM.hotunplugDisk": (vm.hotunplug_disk, True),
+    "VM.hotplugNic": (vm.hotplug_nic, True),
+    "VM.hotunplugNic": (vm.hotunplug_nic, True),
+    "VM.setNumberOfCpus": (vm.set_number_of_cpus, True),
+    "VM.setBalloonTarget": (vm.set_balloon_target, True),
     "VM.readChannel": (channels.read_channel, True),
 }
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 from agent import consoles, errors, power, sessions, wirevalues
 from agent.api.context import Services
 from agent.logs import Secret
 from agent.runtime.vm import (
+    BalloonCommand,
+    Command,
+    ContCommand,
     DestroyOnRebootCommand,
+    HotplugDiskCommand,
+    HotplugNicCommand,
+    HotunplugDiskCommand,
+    HotunplugNicCommand,
+    PauseCommand,
     PowerCommand,
     ResetCommand,
+    SetCpusCommand,
     TicketCommand,
 )
 from agent.wirevalues import parse_bool, parse_uuid, scrub
@@ -45,7 +55,8 @@ async def get_info(services: Services, vmID: Any) -> dict[str, Any]:
 
 
 def _seconds(value: Any, name: str) -> float | None:
-    """None when omitted; an explicit 0 means 0 (VDSM treats 0 as 'use the default')."""
+    """None (the configured default) when omitted or 0: engines send 0 for "use the
+    default", as VDSM reads it (reference §6.1)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -57,7 +68,7 @@ def _seconds(value: Any, name: str) -> float | None:
         raise errors.InvalidParams(f"{name} must be a number of seconds", param=name)
     if not math.isfinite(value) or not 0 <= value <= 86400:
         raise errors.InvalidParams(f"{name} must be from 0 to 86400 seconds", param=name)
-    return float(value)
+    return float(value) or None
 
 
 async def shutdown(
@@ -157,8 +168,8 @@ async def update_device(services: Services, vmID: Any, params: Any = None) -> di
         raise errors.MissingParameter("params.deviceType is required", param="params.deviceType")
     if params["deviceType"] != "graphics":
         raise errors.Unsupported("hvagent updates graphics devices only", param="params.deviceType")
-    if "xml" in params:
-        raise errors.Unsupported(
+    if "xml" in params:  # VDSM: noimpl (44)
+        raise errors.NotImplementedByAgent(
             "graphics updates take fields (password, ttl, ...), not XML", param="params.xml"
         )
     for name in ("graphicsType", "password", "ttl"):
@@ -214,3 +225,84 @@ def _disconnect_policy(action: Any, delay: Any) -> sessions.DisconnectPolicy:
             param="params.consoleDisconnectActionDelay",
         )
     return sessions.DisconnectPolicy(sessions.DisconnectAction(action or "NONE"), minutes)
+
+
+# -- a running VM's hardware (runtime/vm/devices_cmd.py) -----------------------------------
+
+MAX_VCPUS = 4096
+MAX_BALLOON_KIB = 1 << 42  # 4 PiB: above any guest's memory; libvirt refuses past the VM's
+
+
+async def pause(services: Services, vmID: Any) -> dict[str, Any]:
+    await services.registry.get(parse_uuid(vmID, "vmID")).submit(PauseCommand())
+    return {"vmList": {}}
+
+
+async def cont(services: Services, vmID: Any) -> dict[str, Any]:
+    await services.registry.get(parse_uuid(vmID, "vmID")).submit(ContCommand())
+    return {"vmList": {}}
+
+
+async def _device_change(services: Services, vm_id: uuid.UUID, cmd: Command) -> dict[str, Any]:
+    owner = services.registry.get(vm_id)
+    await owner.submit(cmd)
+    return owner.info()
+
+
+def _params(params: Any) -> Any:
+    if params is None:
+        raise errors.MissingParameter("params is required", param="params")
+    return params
+
+
+async def hotplug_disk(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """params: {vmId, drive: {path, iface, format, name|index, ...}} (a devices[] disk)."""
+    vm_id = parse_uuid(vmID, "vmID")
+    cmd = HotplugDiskCommand(_params(params), policy=services.registry.device_policy)
+    return await _device_change(services, vm_id, cmd)
+
+
+async def hotunplug_disk(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """params: {vmId, drive: {path | name}}."""
+    vm_id = parse_uuid(vmID, "vmID")
+    return await _device_change(services, vm_id, HotunplugDiskCommand(_params(params)))
+
+
+async def hotplug_nic(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """params: {vmId, nic: {device, network, macAddr, nicModel, ...}} (a devices[] NIC)."""
+    vm_id = parse_uuid(vmID, "vmID")
+    return await _device_change(services, vm_id, HotplugNicCommand(_params(params)))
+
+
+async def hotunplug_nic(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
+    """params: {vmId, nic: {macAddr}}."""
+    vm_id = parse_uuid(vmID, "vmID")
+    return await _device_change(services, vm_id, HotunplugNicCommand(_params(params)))
+
+
+async def set_number_of_cpus(
+    services: Services, vmID: Any, numberOfCpus: Any = None
+) -> dict[str, Any]:
+    vm_id = parse_uuid(vmID, "vmID")
+    if numberOfCpus is None:
+        raise errors.MissingParameter("numberOfCpus is required", param="numberOfCpus")
+    count = _whole(numberOfCpus, 1, MAX_VCPUS)
+    if count is None:
+        raise errors.InvalidParams(
+            f"numberOfCpus must be a whole number from 1 to {MAX_VCPUS}", param="numberOfCpus"
+        )
+    return await _device_change(services, vm_id, SetCpusCommand(count))
+
+
+async def set_balloon_target(services: Services, vmID: Any, target: Any = None) -> bool:
+    """target: the balloon's size in KiB."""
+    vm_id = parse_uuid(vmID, "vmID")
+    if target is None:
+        raise errors.MissingParameter("target is required", param="target")
+    kib = _whole(target, 1, MAX_BALLOON_KIB)
+    if kib is None:
+        raise errors.InvalidParams(
+            f"target must be whole KiB from 1 to {MAX_BALLOON_KIB}", param="target"
+        )
+    await services.registry.get(vm_id).submit(BalloonCommand(kib))
+    return True

@@ -50,10 +50,26 @@ class VirtConfig:
     # Where disk volumes of VMs created from an OVF, vm.conf or OVA live, in VDSM's
     # file-domain layout <image_root>/<domainID>/images/<imageID>/<volumeID>.
     image_root: str = "/var/lib/hvagent/images"
+    # Console sockets (devices' specParams.enableSocket) are <console_socket_dir>/<vmId>.sock,
+    # where ovirt-vmconsole-host looks for them. Also a chardev root of the host-access policy.
+    console_socket_dir: str = "/var/run/ovirt-vmconsole-console"
+    # libvirt's qemu.conf has vnc_sasl = 1: engine XML may then carry a VNC console without
+    # passwdValidTo (an unlocked console); otherwise such XML is refused (code 9), as VDSM.
+    vnc_sasl: bool = False
+    # SMBIOS system entries of VMs built from vmParams (<sysinfo>, as VDSM writes them);
+    # serial is vmParams.serial or the VM id, uuid the VM id. An empty value is left out.
+    smbios_manufacturer: str = "oVirt"
+    smbios_product: str = "oVirt Node"
+    smbios_version: str = ""
+    smbios_family: str = "oVirt"
 
     def __post_init__(self) -> None:
         if not self.image_root.startswith("/"):
             raise ValueError("image_root must be an absolute path")
+        if not self.console_socket_dir.startswith("/"):
+            raise ValueError("console_socket_dir must be an absolute path")
+        if len(self.console_socket_path(uuid.UUID(int=0)).encode()) > 107:
+            raise ValueError("console_socket_dir is too long for a unix socket path")
         if self.domain_type not in ("kvm", "qemu"):
             raise ValueError(f"domain_type must be 'kvm' or 'qemu', not {self.domain_type!r}")
         if not self.console_log_dir.startswith("/"):
@@ -64,8 +80,9 @@ class VirtConfig:
         return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.log")
 
     def console_socket_path(self, vm_id: uuid.UUID) -> str:
-        """The unix socket of the extra virtio console, when the engine asks for one."""
-        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.sock")
+        """The console's unix socket when the engine asks for one (enableSocket), at the
+        path ovirt-vmconsole expects."""
+        return str(PurePosixPath(self.console_socket_dir) / f"{vm_id}.sock")
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,9 @@ class HostAccessConfig:
     image_roots: tuple[str, ...] = ("/var/lib/libvirt/images", "/rhev/data-center")
     # Block devices (paths under /dev/) only from these prefixes.
     block_prefixes: tuple[str, ...] = ("/dev/disk/by-id/", "/dev/mapper/")
+    # vmParams.ova (an appliance OVA to extract) under these or the image roots; oVirt's
+    # engine-appliance package installs its OVA in the first.
+    appliance_roots: tuple[str, ...] = ("/usr/share/ovirt-engine-appliance",)
     # <loader> and <nvram> (engine XML) under these.
     firmware_roots: tuple[str, ...] = (
         "/usr/share/OVMF",
@@ -143,7 +163,13 @@ class HostAccessConfig:
     allow_seclabel_none: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("image_roots", "block_prefixes", "firmware_roots", "chardev_roots"):
+        for name in (
+            "image_roots",
+            "appliance_roots",
+            "block_prefixes",
+            "firmware_roots",
+            "chardev_roots",
+        ):
             for path in getattr(self, name):
                 if not isinstance(path, str) or not path.startswith("/"):
                     raise ValueError(f"{name} must hold absolute paths")

@@ -41,6 +41,7 @@ def build_domain(spec: VmSpec, meta: metadata.VmMetadata) -> etree._Element:
         _cputune(spec),
         _numatune(spec),
         _os(spec),
+        _sysinfo(spec),
         _features(spec),
         cpu.build(spec.cpu) if spec.cpu else None,
         _clock(spec),
@@ -88,9 +89,20 @@ def _clock(spec: VmSpec) -> etree._Element:
         el = E.clock(offset="utc")
     else:
         el = E.clock(offset="variable", adjustment=str(spec.time_offset), basis="utc")
+    # VDSM's timers: the RTC catches up lost ticks, the PIT delays them, no HPET.
+    el.append(E.timer(name="rtc", tickpolicy="catchup"))
+    el.append(E.timer(name="pit", tickpolicy="delay"))
+    el.append(E.timer(name="hpet", present="no"))
     if spec.hyperv:
         el.append(E.timer(name="hypervclock", present="yes"))
     return el
+
+
+def _sysinfo(spec: VmSpec) -> etree._Element | None:
+    if not spec.sysinfo:
+        return None
+    entries = (E.entry(value, name=name) for name, value in spec.sysinfo)
+    return E.sysinfo(E.system(*entries), type="smbios")
 
 
 def _os(spec: VmSpec) -> etree._Element:
@@ -107,6 +119,8 @@ def _os(spec: VmSpec) -> etree._Element:
         el.append(E.boot(dev=dev))
     if spec.boot_menu:
         el.append(E.bootmenu(enable="yes"))
+    if spec.sysinfo:
+        el.append(E.smbios(mode="sysinfo"))
     return el
 
 
@@ -133,7 +147,7 @@ def _devices(spec: VmSpec) -> etree._Element:
     devices.extend(controller.build(c) for c in spec.controllers)
     devices.extend(interface.build(n) for n in spec.interfaces)
     devices.extend(smartcard.build(c) for c in spec.smartcards)
-    devices.extend(serial.build(spec.console_log))
+    devices.extend(serial.build(spec.console_log, spec.serial_socket))
     devices.extend(console.build(c) for c in spec.consoles)
     devices.append(channel.build_unix(GUEST_AGENT_CHANNEL))
     devices.extend(channel.build(c) for c in spec.channels)

@@ -79,7 +79,7 @@ def facts(xml: str) -> DomainFacts:
         name=dom.findtext("name", ""),
         domain_type=dom.get("type", ""),
         acpi=dom.find("features/acpi") is not None,
-        vcpus=int(dom.findtext("vcpu", "1")),
+        vcpus=current_vcpus(dom),
         memory_mib=memory_kib // 1024,
         metadata=metadata.read(meta_el) if meta_el is not None else None,
         consoles=tuple(read_graphics(dom)),
@@ -87,6 +87,14 @@ def facts(xml: str) -> DomainFacts:
         time_offset=_int(dom.find("clock"), "adjustment"),
         channels=channel.bound(dom),
     )
+
+
+def current_vcpus(dom: etree._Element) -> int:
+    """The vCPUs the domain runs with: <vcpu current=N> when below the maximum."""
+    vcpu = dom.find("vcpu")
+    if vcpu is None:
+        return 1
+    return _opt_int(vcpu.get("current")) or _opt_int(vcpu.text) or 1
 
 
 def devices(dom: etree._Element) -> Devices:

@@ -28,6 +28,45 @@ class CpuMemory:
 
 
 _CPU_MODE = {"hostPassthrough": "host-passthrough", "hostModel": "host-model"}
+# cpuType flags come in VDSM's (the kernel's /proc/cpuinfo) spelling; libvirt's cpu_map
+# (x86_features.xml) names these differently. Flags not listed are spelled alike.
+_LIBVIRT_FLAG = {
+    "sse4_1": "sse4.1",
+    "sse4_2": "sse4.2",
+    "pclmulqdq": "pclmuldq",
+    "tsc_deadline_timer": "tsc-deadline",
+    "sha_ni": "sha-ni",
+    "intel_pt": "intel-pt",
+    "avx512_vnni": "avx512vnni",
+    "avx512_vbmi2": "avx512vbmi2",
+    "avx512_bitalg": "avx512bitalg",
+    "avx512_vpopcntdq": "avx512-vpopcntdq",
+    "avx512_4vnniw": "avx512-4vnniw",
+    "avx512_4fmaps": "avx512-4fmaps",
+    "avx512_vp2intersect": "avx512-vp2intersect",
+    "avx512_bf16": "avx512-bf16",
+    "avx512_fp16": "avx512-fp16",
+    "avx_vnni": "avx-vnni",
+    "amx_bf16": "amx-bf16",
+    "amx_tile": "amx-tile",
+    "amx_int8": "amx-int8",
+    "md_clear": "md-clear",
+    "spec_ctrl": "spec-ctrl",
+    "arch_capabilities": "arch-capabilities",
+    "arch_lbr": "arch-lbr",
+    "tsxldtrk": "tsx-ldtrk",
+    "bus_lock_detect": "bus-lock-detect",
+    "split_lock_detect": "split-lock-detect",
+    "amd_ssbd": "amd-ssbd",
+    "amd_stibp": "amd-stibp",
+    "virt_ssbd": "virt-ssbd",
+    "vmcb_clean": "vmcb-clean",
+    "nrip_save": "nrip-save",
+    "tsc_scale": "tsc-scale",
+    "pausefilter": "pause-filter",
+    "svm_lock": "svm-lock",
+    "v_vmsave_vmload": "v-vmsave-vmload",
+}
 _CPU_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _CPUSET = re.compile(r"^\^?\d+(-\d+)?(,\^?\d+(-\d+)?)*$")
 
@@ -45,7 +84,8 @@ def _cpu_type(f: Fields) -> tuple[str | None, str | None, tuple[tuple[str, str],
     for flag in flags:
         if len(flag) < 2 or flag[0] not in "+-" or not _CPU_NAME.match(flag[1:]):
             raise f.bad("cpuType", f"bad CPU flag {flag!r} (expected +name or -name)")
-        features.append(("require" if flag[0] == "+" else "disable", flag[1:]))
+        name = _LIBVIRT_FLAG.get(flag[1:], flag[1:])
+        features.append(("require" if flag[0] == "+" else "disable", name))
     return "custom", model, tuple(features)
 
 

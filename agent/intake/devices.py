@@ -53,23 +53,25 @@ class DeviceSet:
     memory_devices: list[MemoryDeviceSpec] = field(default_factory=list)
     balloon: SimpleDeviceSpec | None = None
     tpm: TpmSpec | None = None
+    serial_socket: str | None = None
 
 
 def read_devices(f: Fields, console_socket: str) -> DeviceSet:
     out = DeviceSet()
     used: dict[str, str] = {}
     counters: dict[str, int] = {}
+    seen_console = False
     for i, raw in enumerate(f.list_("devices")):
         dev = Fields(raw, f"devices[{i}]")
         kind = dev.str_("type", required=True)
         if kind == "disk":
-            disk = _disk(dev, counters)
+            disk = read_disk(dev, counters)
             if disk.target in used:
                 raise dev.bad("name", f"target {disk.target} already used by {used[disk.target]}")
             used[disk.target] = dev.name("name")
             out.disks.append(disk)
         elif kind == "interface":
-            out.interfaces.append(_interface(dev))
+            out.interfaces.append(read_interface(dev))
         elif kind == "video":
             out.videos.append(_video(dev))
         elif kind == "controller":
@@ -90,11 +92,14 @@ def read_devices(f: Fields, console_socket: str) -> DeviceSet:
                 raise dev.bad("device", f"only one {graphics.type} graphics device is allowed")
             out.graphics.append(graphics)
         elif kind == "console":
+            if seen_console:
+                raise dev.bad("type", "only one console device is allowed")
+            seen_console = True
             console = _console(dev, console_socket)
-            if console is not None:
-                if out.consoles:
-                    raise dev.bad("type", "only one console device is allowed")
+            if isinstance(console, ConsoleSpec):
                 out.consoles.append(console)
+            else:
+                out.serial_socket = console
         elif kind == "channel":
             out.channels.append(_channel(dev, out.channels))
         elif kind == "smartcard":
@@ -113,15 +118,16 @@ def read_devices(f: Fields, console_socket: str) -> DeviceSet:
     return out
 
 
-def _console(dev: Fields, socket_path: str) -> ConsoleSpec | None:
+def _console(dev: Fields, socket_path: str) -> ConsoleSpec | str | None:
+    """VDSM's console device: `consoleType` virtio (the default) is a virtio console;
+    serial is the serial console hvagent always has. `enableSocket` puts either on the unix
+    socket ovirt-vmconsole expects; for serial the socket path is returned (a str)."""
     dev.choice("device", ("console",), "console")
     sp = dev.obj("specParams")
-    kind = sp.choice("consoleType", ("serial", "virtio"), "serial")
+    kind = sp.choice("consoleType", ("serial", "virtio"), "virtio")
     socket = sp.bool_("enableSocket", False)
     if kind == "serial":
-        if socket:
-            raise sp.bad("enableSocket", "the serial console is always a pty with a log file")
-        return None  # the serial console is always there
+        return socket_path if socket else None
     return ConsoleSpec(socket_path if socket else None)
 
 
@@ -223,7 +229,7 @@ def _address(dev: Fields) -> AddressSpec | None:
     return AddressSpec(tuple(pairs))
 
 
-def _interface(dev: Fields) -> InterfaceSpec:
+def read_interface(dev: Fields) -> InterfaceSpec:
     kind = dev.choice("device", ("bridge", "network"), "bridge")
     source = dev.str_("network", required=True)
     mac = dev.str_("macAddr")
@@ -342,7 +348,7 @@ def _shared(dev: Fields) -> bool:
     return value in ("true", "shared")
 
 
-def _disk(dev: Fields, counters: dict[str, int]) -> DiskSpec:
+def read_disk(dev: Fields, counters: dict[str, int]) -> DiskSpec:
     device = dev.choice("device", ("disk", "cdrom", "floppy"), "disk")
     path = dev.str_("path", required=device == "disk")
     if path is not None and not path.startswith("/"):

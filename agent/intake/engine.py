@@ -8,7 +8,8 @@ parsed with the hardened parser, checked, and given hvagent's host-local adjustm
   metadata, e.g. `ovirt-vm`, is kept);
 - the QEMU guest agent channel is added when missing; the serial console with its log file
   is added only when the engine defined neither `<serial>` nor `<console>` (its own win);
-- domain type `kvm` becomes the host's configured type when that is `qemu` (no KVM here).
+- domain type `kvm` becomes the host's configured type when that is `qemu` (no KVM here);
+- display networks and unlocked VNC consoles as VDSM treats them (`engine_compat.py`).
 
 Pure: no I/O. Errors name `vmParams.xml` (code -32602) with the reason.
 """
@@ -25,7 +26,8 @@ from agent.domxml import XmlError, metadata, parse, to_string
 from agent.domxml.devices import channel, serial
 from agent.domxml.metadata import VmMetadata
 from agent.errors import InvalidParams, MissingParameter
-from agent.intake import enginefacts
+from agent.intake import engine_compat, enginefacts
+from agent.intake.graphics import AddressOf, no_networks
 from agent.spec import GUEST_AGENT_CHANNEL
 
 PARAM = "vmParams.xml"
@@ -43,6 +45,10 @@ def prepare(
     console_log: str,
     launch_paused: bool,
     custom: dict[str, str],
+    address_of: AddressOf = no_networks,
+    vnc_sasl: bool = False,
+    spice_tls: bool = True,
+    warnings: list[dict[str, object]] | None = None,
 ) -> str:
     """The XML hvagent defines for an engine domain, with hvagent's metadata in it."""
     try:
@@ -68,6 +74,7 @@ def prepare(
         raise bad(f"domain type must be kvm or qemu, got {root.get('type')!r}")
     if root.get("type") == "kvm" and domain_type == "qemu":
         root.set("type", "qemu")
+    engine_compat.adjust(root, address_of, vnc_sasl, spice_tls, warnings)
     destroy_on_reboot = False
     for el in root.findall("on_reboot"):
         destroy_on_reboot = destroy_on_reboot or (el.text or "").strip() == "destroy"

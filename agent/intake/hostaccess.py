@@ -135,11 +135,11 @@ DEVICE_CHILDREN = frozenset(
 
 def for_host(policy: Policy, virt: VirtConfig) -> Policy:
     """The policy with hvagent's own places added: [virt] image_root to the image roots,
-    [virt] console_log_dir to the chardev roots."""
+    [virt] console_log_dir and console_socket_dir to the chardev roots."""
     return dataclasses.replace(
         policy,
         image_roots=(virt.image_root, *policy.image_roots),
-        chardev_roots=(*policy.chardev_roots, virt.console_log_dir),
+        chardev_roots=(*policy.chardev_roots, virt.console_log_dir, virt.console_socket_dir),
     )
 
 

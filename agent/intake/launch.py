@@ -23,8 +23,11 @@ from agent.consoles import GraphicsInfo
 from agent.domxml import build_domain, live, parse, to_string
 from agent.domxml.devices import channel
 from agent.domxml.metadata import VmMetadata
+from agent.errors import CreateFailed
 from agent.intake import engine, hostaccess, vmparams
 from agent.intake.fields import Fields
+from agent.intake.graphics import AddressOf, no_networks
+from agent.intake.host import warning
 from agent.spec import VmSpec
 
 
@@ -45,16 +48,21 @@ def plan(
     virt: VirtConfig,
     access: HostAccessConfig | None = None,
     emulators: Iterable[str] = (),
+    address_of: AddressOf = no_networks,
+    *,
     channels: ChannelsConfig | None = None,
 ) -> Launch:
     """Validate `vmParams` and render the domain; raises before anything touches libvirt.
     The host-access policy `access` (default: the safe defaults) checks the result;
-    `emulators` are the host's own, from libvirt's capabilities."""
+    `emulators` are the host's own, from libvirt's capabilities; `address_of` resolves a
+    display network to this host's address on it (agent/hostnet.py on a real host);
+    `channels` ([channels]) says where drained channels' sockets go."""
+    _refuse_restore(params)
     chan_dir = (channels or ChannelsConfig()).dir
     if isinstance(params, Mapping) and "xml" in params:
-        planned = _from_engine_xml(vm_id, params, virt, chan_dir)
+        planned = _from_engine_xml(vm_id, params, virt, address_of, chan_dir)
     else:
-        planned = from_spec(vmparams.from_params(vm_id, params, virt), chan_dir)
+        planned = from_spec(vmparams.from_params(vm_id, params, virt, address_of), chan_dir)
     policy = hostaccess.for_host(access or HostAccessConfig(), virt)
     policy = dataclasses.replace(policy, chardev_roots=(*policy.chardev_roots, chan_dir))
     hostaccess.check(params, planned.xml, policy, emulators)
@@ -73,11 +81,47 @@ def from_spec(s: VmSpec, channels_dir: str = ChannelsConfig.dir) -> Launch:
         s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles,
         time_offset=s.time_offset or 0, channels=channel.bound(dom),
     )  # fmt: skip
-    return Launch(s.vm_id, s.name, xml, facts, s.launch_paused)
+    return Launch(s.vm_id, s.name, xml, facts, s.launch_paused, _warnings(s))
+
+
+def _warnings(s: VmSpec) -> tuple[dict[str, Any], ...]:
+    """SPICE secure channels asked for on a host without SPICE TLS: the VM starts, its
+    channels are plain, and the reply says so (VDSM would refuse at libvirt start)."""
+    return tuple(
+        warning(
+            f"SPICE secure channels {', '.join(g.insecure_channels)} are not secure: this host "
+            "has no SPICE TLS ([virt] spice_tls = false)",
+            g.insecure_param or "spiceSecureChannels",
+        )
+        for g in s.graphics
+        if g.insecure_channels
+    )
+
+
+# Restore from hibernation / a RAM snapshot: hvagent cannot, and must not cold-boot instead.
+_RESTORE_KEYS = ("hiberVolHandle", "memoryDumpVolume", "memoryConfVolume", "restoreFromSnapshot")
+
+
+def _refuse_restore(params: Any) -> None:
+    if not isinstance(params, Mapping):
+        return
+    for key in _RESTORE_KEYS:
+        if isinstance(params.get(key), str):
+            wirevalues.check(params[key], key)  # hostile text is -32602, as everywhere
+        if params.get(key) not in (None, "", False, "false"):
+            raise CreateFailed(
+                f"{key}: restoring a VM from hibernation or a memory snapshot is not "
+                "supported by hvagent (the VM would cold-boot and lose its memory state)",
+                param=key,
+            )
 
 
 def _from_engine_xml(
-    vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig, channels_dir: str
+    vm_id: uuid.UUID,
+    params: Mapping[str, Any],
+    virt: VirtConfig,
+    address_of: AddressOf,
+    channels_dir: str,
 ) -> Launch:
     f = Fields(params)
     text = params["xml"]
@@ -85,6 +129,7 @@ def _from_engine_xml(
         raise engine.bad("expected the domain XML as a non-empty string")
     wirevalues.check(text, engine.PARAM, limit=wirevalues.MAX_XML, allow=wirevalues.XML_WHITESPACE)
     paused = f.bool_("launchPaused", False)
+    warnings: list[dict[str, Any]] = []
     xml = engine.prepare(
         vm_id,
         text,
@@ -92,6 +137,10 @@ def _from_engine_xml(
         console_log=virt.console_log_path(vm_id),
         launch_paused=paused,
         custom=f.str_map("custom"),
+        address_of=address_of,
+        vnc_sasl=virt.vnc_sasl,
+        spice_tls=virt.spice_tls,
+        warnings=warnings,
     )
     dom = parse(xml)
     names = channel.bind_all(dom, channels_dir)
@@ -102,4 +151,4 @@ def _from_engine_xml(
         raise engine.bad("two unix channels have the same name")
     xml = to_string(dom)
     facts = live.facts(xml)
-    return Launch(vm_id, facts.name, xml, facts, paused)
+    return Launch(vm_id, facts.name, xml, facts, paused, tuple(warnings))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import uuid
 
+from agent import wirevalues
 from agent.config import VirtConfig
+from agent.errors import InvalidParams, MissingParameter
 from agent.intake import graphics
 from agent.intake.cpu import check_memory_devices, read_cpu_memory
 from agent.intake.devices import DeviceSet, read_devices
@@ -21,12 +23,20 @@ from agent.spec import VmSpec
 _BOOT = {"a": "fd", "c": "hd", "d": "cdrom", "n": "network"}
 
 
-def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
-    """Validate `vmParams` and decide every default. Raises MissingParameter/InvalidParams."""
+def from_params(
+    vm_id: uuid.UUID,
+    params: object,
+    virt: VirtConfig,
+    address_of: graphics.AddressOf = graphics.no_networks,
+) -> VmSpec:
+    """Validate `vmParams` and decide every default. Raises MissingParameter/InvalidParams.
+    `address_of` resolves a display network to this host's address on it."""
     f = Fields(params)
-    params_id = f.uuid_("vmId")
+    params_id = _vm_id(f)
     if params_id != vm_id:
         raise f.bad("vmId", f"does not match vmID {vm_id}")
+    if f.has("memSize") and f.int_("memSize") == 0:  # VDSM: MissParam (11)
+        raise MissingParameter("memSize: must specify nonzero memSize", param="memSize")
     memory = f.int_("memSize", required=True, minimum=1)
     kvm = f.bool_("kvmEnable", True)
     machine = f.str_("emulatedMachine") or virt.default_machine or None
@@ -38,10 +48,11 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
     if max_vcpus is not None and max_vcpus < vcpus:
         raise f.bad("maxVCpus", f"must be at least smp ({vcpus})")
     devices = read_devices(f, virt.console_socket_path(vm_id))
-    consoles = graphics.consoles(f, devices.graphics, virt)
+    consoles = graphics.consoles(f, devices.graphics, virt, address_of)
     top = read_cpu_memory(f, memory, vcpus, max_vcpus)
     check_memory_devices(f, devices.memory_devices, memory, top)
     boot = _boot(f, devices)
+    kernel, initrd, kernel_args = _kernel(f)
     return VmSpec(
         vm_id=vm_id,
         name=name,
@@ -75,9 +86,11 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
         memory_devices=tuple(devices.memory_devices),
         acpi=f.bool_("acpiEnable", True),
         console_log=virt.console_log_path(vm_id),
-        kernel=_abs_path(f, "kernel"),
-        initrd=_abs_path(f, "initrd"),
-        kernel_args=f.str_("kernelArgs"),
+        serial_socket=devices.serial_socket,
+        sysinfo=_sysinfo(f, vm_id, virt),
+        kernel=kernel,
+        initrd=initrd,
+        kernel_args=kernel_args,
         boot_menu=f.bool_("bootMenuEnable", False),
         tablet=f.bool_("tabletEnable", False),
         launch_paused=f.bool_("launchPaused", False),
@@ -85,6 +98,45 @@ def from_params(vm_id: uuid.UUID, params: object, virt: VirtConfig) -> VmSpec:
         destroy_on_reboot=f.bool_("destroyOnReboot", False),
         firmware=f.choice("firmware", ("bios", "efi")),
     )
+
+
+def _vm_id(f: Fields) -> uuid.UUID:
+    """`vmId`: a string that is not a UUID is VDSM's MissParam (11); hostile text or
+    another JSON type stays -32602."""
+    value = f.str_("vmId", required=True)
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise MissingParameter(
+            "vmId: must be a valid UUID", param="vmId", value=wirevalues.echo(value)
+        ) from None
+
+
+def _sysinfo(f: Fields, vm_id: uuid.UUID, virt: VirtConfig) -> tuple[tuple[str, str], ...]:
+    """SMBIOS system entries as VDSM writes them; `serial` may override the serial."""
+    serial = f.str_("serial") or str(vm_id)
+    entries = (
+        ("manufacturer", virt.smbios_manufacturer),
+        ("product", virt.smbios_product),
+        ("version", virt.smbios_version),
+        ("serial", serial),
+        ("uuid", str(vm_id)),
+        ("family", virt.smbios_family),
+    )
+    return tuple((k, v) for k, v in entries if v)
+
+
+def _kernel(f: Fields) -> tuple[str | None, str | None, str | None]:
+    """`kernel`, `initrd`, `kernelArgs`: a command line only with a kernel (it is the
+    kernel's; VDSM writes `<cmdline>` only after a `<kernel>`, so the engine's would be lost)."""
+    kernel = _abs_path(f, "kernel")
+    initrd = _abs_path(f, "initrd")
+    args = f.str_("kernelArgs")
+    if kernel is None and args is not None:
+        raise InvalidParams(
+            "kernelArgs: needs a kernel (vmParams.kernel), none was given", param="kernelArgs"
+        )
+    return kernel, initrd, args
 
 
 def _boot(f: Fields, devices: DeviceSet) -> tuple[str, ...]:

@@ -6,7 +6,8 @@ facts: conversion may read files and extract an OVA, so it runs on a worker thre
 files it made are removed again if the create fails before the VM's owner takes over.
 Payload disks (agent/intake/payload.py: validated first) are written the same way, on a
 worker thread before the domain is defined (runtime/payloads.py), and removed on failure;
-the host-access policy then allows exactly those image files.
+the host-access policy then allows exactly those image files. Display networks resolve to
+this host's addresses through agent/hostnet.py.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from agent import intake
+from agent import hostnet, intake
 from agent.config import ChannelsConfig, HostAccessConfig, PayloadConfig, VirtConfig
-from agent.intake import payload
+from agent.intake import hostaccess, payload
 from agent.intake.launch import Launch, plan
 from agent.runtime import payloads
 from agent.virt.port import Hypervisor
@@ -44,11 +45,18 @@ async def planned(
     pcfg = payload_cfg or PayloadConfig()
     if not intake.wants(params):
         if not payload.wanted(params):
-            yield plan(vm_id, params, virt, *access, channels)
+            yield plan(vm_id, params, virt, *access, hostnet.address_of, channels=channels)
             return
         params, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, params)
         try:
-            yield plan(vm_id, params, virt, *_allowing(access, paths), channels)
+            yield plan(
+                vm_id,
+                params,
+                virt,
+                *_allowing(access, paths),
+                hostnet.address_of,
+                channels=channels,
+            )
         except BaseException:
             await asyncio.to_thread(payloads.remove, paths)
             raise
@@ -56,6 +64,7 @@ async def planned(
     facts = await port.host_facts()
 
     def convert() -> intake.Converted:  # blocking: file look-ups, OVA extraction
+        _check_ova(params, access[0])
         host = intake.host_view(virt, facts.capabilities_xml, facts.domain_capabilities_xml)
         return intake.convert(vm_id, params, host)
 
@@ -63,12 +72,22 @@ async def planned(
     paths: list[str] = []
     try:
         out, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, converted.params)
-        launch = plan(vm_id, out, virt, *_allowing(access, paths), channels)
+        launch = plan(
+            vm_id, out, virt, *_allowing(access, paths), hostnet.address_of, channels=channels
+        )
         yield dataclasses.replace(launch, warnings=(*converted.warnings, *launch.warnings))
     except BaseException:
         await asyncio.to_thread(payloads.remove, paths)
         await asyncio.to_thread(converted.rollback)
         raise
+
+
+def _check_ova(params: Any, policy: HostAccessConfig) -> None:
+    """An OVA is read only from where [host_access] allows (its appliance and image roots)."""
+    path = params.get("ova")
+    if isinstance(path, str):
+        roots = (*policy.appliance_roots, *policy.image_roots)
+        hostaccess.check_path(path, "vmParams.ova", roots, policy)
 
 
 def _allowing(access: Access, paths: list[str]) -> Access:

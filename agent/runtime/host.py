@@ -31,6 +31,7 @@ class HostService:
         self._port = port
         self._registry = registry
         self._facts: HostFacts | None = None
+        self._hardware: dict[str, str] | None = None
         self._last_cpu = hostinfo.cpu_times(_read("/proc/stat"))
         self._dev_kvm = os.path.exists("/dev/kvm")
 
@@ -38,6 +39,13 @@ class HostService:
         if self._facts is None:
             self._facts = await self._port.host_facts()
         return self._facts
+
+    async def hardware_info(self) -> dict[str, str]:
+        """Host.getHardwareInfo: the SMBIOS system entries, asked of libvirt once (a refusal,
+        errors.HardwareInfoFailed, is not cached: the next call asks again)."""
+        if self._hardware is None:
+            self._hardware = hostinfo.hardware(await self._port.host_sysinfo())
+        return dict(self._hardware)
 
     async def capabilities(self) -> dict[str, Any]:
         facts = await self._host_facts()

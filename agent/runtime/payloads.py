@@ -5,7 +5,9 @@ image made with mtools (`mformat`, `mmd`, `mcopy`). Each image gets a fresh name
 `<vmId>.<random>.iso|img`, is written to a hidden temporary name, made 0640 and renamed into
 place: a reader never sees half an image and no create reuses an old one. `remove_for(vm)`
 deletes every image of one VM (destroy, the VM going down); only names of that form directly
-in the payload dir are ever touched. Blocking: callers run these on a worker thread.
+in the payload dir are ever touched; `sweep_partial` (at startup) deletes what a killed
+hvagent left half-written (hidden `.<vmId>.<random>.*.tmp` files and their work dirs).
+Blocking: callers run these on a worker thread.
 """
 
 from __future__ import annotations
@@ -86,6 +88,27 @@ def remove_for(directory: str, vm_id: uuid.UUID) -> list[str]:
     return paths
 
 
+_PARTIAL = re.compile(r"\.[0-9a-f-]{36}\.[0-9a-f]{16}\.(iso|img)\.tmp(\.files-[\w-]+)?")
+
+
+def sweep_partial(directory: str) -> list[str]:
+    """Delete the hidden half-written images (and floppy work dirs) a killed hvagent left in
+    `directory`; only names of that exact form are touched. Call it before any create runs."""
+    try:
+        names = [n for n in os.listdir(directory) if _PARTIAL.fullmatch(n)]
+    except FileNotFoundError:
+        return []
+    paths = [os.path.join(directory, n) for n in names]
+    for path in paths:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            remove([path])
+    if paths:
+        log.info("payload: removed %d half-written image(s) left by an earlier run", len(paths))
+    return paths
+
+
 # -- ISO: pycdlib ---------------------------------------------------------------------------
 
 
@@ -162,7 +185,7 @@ def _write_floppy(image: Image, target: Path) -> None:
     label = ["-v", image.label] if image.label else []
     _mtools("mformat", "-i", str(target), "-f", "1440", *label, "::")
     made: set[str] = set()
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".payload-") as tmp:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f"{target.name}.files-") as tmp:
         for i, (path, data) in enumerate(image.files):
             parts = path.split("/")
             for n in range(1, len(parts)):

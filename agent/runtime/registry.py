@@ -33,10 +33,10 @@ from agent.config import (
 )
 from agent.domxml import live, redact
 from agent.domxml.metadata import VmMetadata
-from agent.intake.hostaccess import host_emulators
+from agent.intake.hostaccess import for_host, host_emulators
 from agent.intake.launch import Launch
 from agent.metrics.snapshot import Snapshot
-from agent.runtime import creation
+from agent.runtime import creation, payloads
 from agent.runtime.bus import StatusBus
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
@@ -101,6 +101,9 @@ class VmRegistry:
 
     async def run(self) -> None:
         """Run the event pump and owner tasks until cancelled (or a bug ends the group)."""
+        # Nothing is being written yet: what a killed hvagent left half-built goes now.
+        if self._owner_kw["payload_dir"]:
+            await asyncio.to_thread(payloads.sweep_partial, self._owner_kw["payload_dir"])
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             self._started.set()
@@ -170,6 +173,12 @@ class VmRegistry:
         return {v: VmFacts(o.facts.devices, o.facts.memory_mib) for v, o in self._owners.items()}
 
     # -- verbs -----------------------------------------------------------------------------
+
+    @property
+    def device_policy(self) -> HostAccessConfig:
+        """[host_access] with hvagent's own places: hot-plugged disk paths pass it as
+        VM.create's do."""
+        return for_host(self._access, self._virt)
 
     async def create(self, vm_id: uuid.UUID, params: Any) -> dict[str, Any]:
         """VM.create: plan the launch (runtime/creation.py), answer WaitForLaunch at once

@@ -34,24 +34,20 @@ from agent.virt.connection import connect, drain_events, register_event_loop
 from agent.virt.errors import is_not_running, translate
 from agent.virt.feed import EventFeed
 from agent.virt.liveness import Liveness
-from agent.virt.port import (
-    DomainEvent,
-    DomainRecord,
-    DomainStats,
-    HostFacts,
-    PowerMethod,
-)
+from agent.virt.port import DomainEvent, DomainRecord, DomainStats, HostFacts, PowerMethod
+from agent.virt.running import RunningDomainCalls
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class LibvirtHypervisor:
+class LibvirtHypervisor(RunningDomainCalls):
     """One libvirt connection, its event callbacks and its call thread pool.
 
     Create with `await LibvirtHypervisor.open(uri)`; `close()` deregisters callbacks, closes
     the connection and drains libvirtaio. Methods are called from the event-loop thread.
+    Calls on a running domain (pause, hot-plug, vCPUs, balloon) are in `virt/running.py`.
     """
 
     def __init__(

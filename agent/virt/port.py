@@ -156,6 +156,32 @@ class Hypervisor(Protocol):
 
     async def host_facts(self) -> HostFacts: ...
 
+    # -- a running domain (runtime/vm/devices_cmd.py); errors as AgentErrors, libvirt's
+    # refusal with its detail in `data.libvirt` (the caller picks the verb's error class).
+
+    async def suspend(self, vm_id: uuid.UUID) -> None:
+        """Pause the guest CPUs (libvirt emits SUSPENDED)."""
+
+    async def resume(self, vm_id: uuid.UUID) -> None:
+        """Run the guest CPUs again (libvirt emits RESUMED)."""
+
+    async def attach_device(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        """Hot-plug one device element into the running domain (live only, as VDSM)."""
+
+    async def detach_device(self, vm_id: uuid.UUID, element_xml: str) -> None:
+        """Ask to hot-unplug one device (live); the guest may release it later: callers
+        read the live XML to know when it is gone."""
+
+    async def set_vcpus(self, vm_id: uuid.UUID, count: int) -> None:
+        """Set the running domain's vCPU count (up to its maximum)."""
+
+    async def set_balloon(self, vm_id: uuid.UUID, kib: int) -> None:
+        """Set the running domain's balloon target (KiB, up to its memory)."""
+
+    async def host_sysinfo(self) -> str:
+        """libvirt's host <sysinfo> XML (SMBIOS); errors.HardwareInfoFailed when the host
+        has none to give."""
+
     async def all_domain_stats(self) -> list[DomainStats]:
         """Bulk stats of every domain, taken on a separate small executor (never blocks verbs)."""
         ...

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -79,12 +81,16 @@ class Agent:
         self.tmp = tmp
         self.overrides = overrides  # SECTION.KEY=VALUE, passed as --set
         self.console_dir = tmp / "console"
+        # ovirt-vmconsole's sockets ([virt] console_socket_dir): a short path, since a unix
+        # socket path has at most 107 bytes.
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="hvc-", dir="/tmp"))
         self.listen = f"127.0.0.1:{free_port()}"
         self.config = tmp / "hvagent.toml"
         self.config.write_text(
             f'[rpc]\nlisten = "{self.listen}"\nsocket = "{tmp / "hvagent.sock"}"\n'
             f'[libvirt]\nuri = "{URI}"\n'
             f'[virt]\ndomain_type = "qemu"\nconsole_log_dir = "{self.console_dir}"\n'
+            f'console_socket_dir = "{self.socket_dir}"\n'
             "[metrics]\nsample_interval_s = 1.0\n"
             '[stomp]\nlisten = ""\n'  # test_stomp_qemu.py turns it on with --set
             f'[state]\ndir = "{tmp / "state"}"\n'
@@ -150,6 +156,7 @@ async def agent(request, tmp_path, virconn):
     yield a
     code = a.stop()
     _cleanup()
+    shutil.rmtree(a.socket_dir, ignore_errors=True)
     assert code == 0, f"hvagent exited {code}; log:\n{a.log.read_text()[-3000:]}"
 
 

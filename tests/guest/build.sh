@@ -18,6 +18,8 @@ WANT_MODULES=(virtio_pci virtio_console virtio_blk button evdev)
 # Loaded by /init only for `payload_to=` (from /etc/modules.payload, after the ones above):
 # the IDE cdrom (machine pc) and ISO 9660. The cloud kernel has no floppy nor AHCI driver.
 PAYLOAD_MODULES=(ata_piix sr_mod isofs)
+# For `watchdev` (hot-plugged NICs appear in /sys/class/net) and the balloon.
+WANT_MODULES+=(virtio_net virtio_balloon)
 MULTIARCH=x86_64-linux-gnu
 
 die() { echo "guest build: $*" >&2; exit 1; }

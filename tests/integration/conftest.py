@@ -30,7 +30,12 @@ def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
             listen=f"127.0.0.1:{free_port()}", socket=str(tmp_path / "hvagent.sock")
         ),
         libvirt=config.LibvirtConfig(uri=uri or f"test://{NODE_XML}"),
-        virt=config.VirtConfig(domain_type="kvm", console_log_dir=str(tmp_path / "console")),
+        virt=config.VirtConfig(
+            domain_type="kvm",
+            console_log_dir=str(tmp_path / "console"),
+            # short (a unix socket path): the test driver never binds it
+            console_socket_dir="/tmp/hvagent-it-vmconsole",
+        ),
         stomp=config.StompConfig(listen=""),  # tests/integration/test_stomp_*.py enable it
         state=config.StateConfig(dir=str(tmp_path / "state")),
         # The test driver never opens a file: tests name made-up paths anywhere. The policy's

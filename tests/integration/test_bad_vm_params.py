@@ -23,11 +23,13 @@ BAD = [
     ({"memSize": DROP}, 11, "memSize"),
     ({"vmId": DROP}, 11, "vmId"),
     ({"memSize": "x"}, -32602, "memSize"),
-    ({"memSize": 0}, -32602, "memSize"),
+    ({"memSize": 0}, 11, "memSize"),  # VDSM: "Must specify nonzero memSize" (11)
+    ({"memSize": -5}, -32602, "memSize"),
     ({"memSize": True}, -32602, "memSize"),
     ({"smp": "0"}, -32602, "smp"),
     ({"smp": 1.5}, -32602, "smp"),
-    ({"vmId": "not-a-uuid"}, -32602, "vmId"),
+    ({"vmId": "not-a-uuid"}, 11, "vmId"),  # VDSM: "vmId must be a valid UUID" (11)
+    ({"vmId": 7}, -32602, "vmId"),
     ({"vmId": str(uuid.UUID(int=1))}, -32602, "vmId"),
     ({"vmName": "a/b"}, -32602, "vmName"),
     ({"vmName": 7}, -32602, "vmName"),
@@ -80,12 +82,7 @@ BAD = [
         "vmParams.xml",
     ),
     ({"xml": 5}, -32602, "vmParams.xml"),
-    ({"display": "rdp"}, -32602, "display"),
-    (
-        dev(type="console", specParams={"consoleType": "serial", "enableSocket": "true"}),
-        -32602,
-        "devices[0].specParams.enableSocket",
-    ),
+    ({"display": "rdp"}, 9, "display"),  # VDSM: createErr
     (
         dev(type="console", specParams={"consoleType": "parallel"}),
         -32602,
@@ -168,7 +165,7 @@ BAD = [
         "devices[0].specParams.model",
     ),
     ({"devices": [{"type": "balloon"}, {"type": "balloon"}]}, -32602, "devices[1].type"),
-    (dev(type="graphics", device="rdp"), -32602, "devices[0].device"),
+    (dev(type="graphics", device="rdp"), 9, "devices[0].device"),  # VDSM: createErr
     (
         {"devices": [{"type": "disk", "path": "/a"}, {"type": "disk", "path": "/b", "index": 0}]},
         -32602,

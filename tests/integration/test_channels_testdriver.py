@@ -269,3 +269,35 @@ async def test_restart_resumes_the_log(tmp_path, virconn, session):
     await out.close()
     await rpc.call("VM.destroy", vmID=vm_id)
     assert await daemon.stop() == 0
+
+
+async def test_a_stalled_reader_never_holds_the_drain(rpc, daemon, virconn):
+    vm_id = str(uuid.uuid4())
+    out = (await started(rpc, virconn, daemon, vm_id, OUT))[OUT]
+    await out.attached()
+    url = f"{rpc.base}/vm/{vm_id}/channel/{OUT}"
+    stalled = await rpc.session.ws_connect(url)  # never read until the end
+    await wait_readers(rpc, vm_id, OUT, 1)
+    data = os.urandom(4 << 20)
+    for i in range(0, len(data), 1 << 16):
+        await out.write(data[i : i + (1 << 16)])
+    await wait_bytes(rpc, vm_id, OUT, len(data))  # drained while the reader sleeps
+    fresh, _ = await asyncio.gather(follow_until(rpc, vm_id, len(data)), out.close())
+    assert fresh == data
+    virconn.lookupByUUIDString(vm_id).destroy()
+    await rpc.wait_status(vm_id, "Down", 10)
+    got = bytearray()
+    async for msg in stalled:
+        got += msg.data
+    assert bytes(got) == data and stalled.close_code == 1000
+    await rpc.call("VM.destroy", vmID=vm_id)
+
+
+async def follow_until(rpc: RpcClient, vm_id: str, count: int) -> bytes:
+    out = bytearray()
+    async with rpc.session.ws_connect(f"{rpc.base}/vm/{vm_id}/channel/{OUT}") as ws:
+        async for msg in ws:
+            out += msg.data
+            if len(out) >= count:
+                break
+    return bytes(out)

@@ -74,6 +74,24 @@ async def test_host_paths_in_vm_params_are_refused(strict, virconn, change, para
     assert vm_id not in libvirt_uuids(virconn)
 
 
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/etc/shadow", "outside the allowed roots"),
+        ("/usr/share/ovirt-engine-appliance/../../../etc/shadow", "'..'"),
+        ("appliance.ova", "absolute"),
+    ],
+)
+async def test_an_ova_outside_the_appliance_and_image_roots_is_refused(
+    strict, virconn, tmp_path, path, reason
+):
+    vm_id = str(uuid.uuid4())
+    err = await strict.error("VM.create", vmID=vm_id, vmParams={"vmId": vm_id, "ova": path})
+    assert (err["code"], err["data"]["param"]) == (-32602, "vmParams.ova"), err
+    assert reason in err["data"]["reason"]
+    assert vm_id not in libvirt_uuids(virconn)
+
+
 async def test_a_symlink_out_of_the_roots_is_refused(strict, images):
     vm_id = str(uuid.uuid4())
     err = await strict.error(
@@ -156,7 +174,10 @@ XML = [
         {"devices": "<rng model='virtio'><backend model='random'>/etc/shadow</backend></rng>"},
         "<rng>",
     ),
-    ({"devices": "<graphics type='vnc' socket='/etc/x.sock'/>"}, "<graphics> socket"),
+    (
+        {"devices": "<graphics type='vnc' socket='/etc/x.sock' passwdValidTo='2000-01-01'/>"},
+        "<graphics> socket",
+    ),
     ({"os_extra": "<acpi><table type='slic'>/etc/shadow</table></acpi>"}, "<acpi>"),
     ({"os_extra": "<kernel>/etc/shadow</kernel>"}, "<os><kernel>"),
     ({"os_extra": "<loader>/etc/passwd</loader>"}, "<os><loader>"),

@@ -290,3 +290,31 @@ async def test_host_access_allows_exactly_the_images_of_this_create(
     assert (err["code"], err["data"]["param"]) == (-32602, "devices[1].path")
     assert [n for n in listing(strict_daemon) if n.startswith(second)] == []
     await rpc.call("VM.destroy", vmID=first)
+
+
+def _leave_behind(root: str) -> list[str]:
+    """What an hvagent killed in a floppy write leaves, plus two files that must stay."""
+    os.makedirs(root)
+    vm = uuid.uuid4()
+    partial = f".{vm}.0123456789abcdef.img.tmp"
+    with open(os.path.join(root, partial), "wb") as f:
+        f.truncate(1474560)
+    os.mkdir(os.path.join(root, f"{partial}.files-k2j4h5"))
+    with open(os.path.join(root, f"{partial}.files-k2j4h5", "0"), "wb") as f:
+        f.write(b"user data")
+    kept = [f"{vm}.0123456789abcdef.iso", ".not-ours.tmp"]  # a live image, a stranger
+    for name in kept:
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(b"x")
+    return kept
+
+
+async def test_startup_removes_half_written_images_a_killed_hvagent_left(tmp_path, session):
+    cfg = make_config(tmp_path, SHARED_URI)
+    kept = _leave_behind(cfg.payload.dir)
+    d = Daemon(cfg)
+    await RpcClient(d.base, session).wait_ready(30)
+    try:
+        assert sorted(os.listdir(cfg.payload.dir)) == sorted(kept)
+    finally:
+        assert await d.stop() == 0

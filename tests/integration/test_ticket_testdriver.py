@@ -80,7 +80,7 @@ GOOD = {"deviceType": "graphics", "graphicsType": "vnc", "password": "pw", "ttl"
         ("graphics", -32602, "params"),
         ({k: v for k, v in GOOD.items() if k != "deviceType"}, 11, "params.deviceType"),
         ({**GOOD, "deviceType": "interface"}, 75, "params.deviceType"),
-        ({**GOOD, "xml": "<graphics/>"}, 75, "params.xml"),
+        ({**GOOD, "xml": "<graphics/>"}, 44, "params.xml"),  # VDSM: noimpl
         ({k: v for k, v in GOOD.items() if k != "graphicsType"}, 11, "params.graphicsType"),
         ({k: v for k, v in GOOD.items() if k != "password"}, 11, "params.password"),
         ({k: v for k, v in GOOD.items() if k != "ttl"}, 11, "params.ttl"),
@@ -112,12 +112,13 @@ async def test_bad_update_device_params_name_the_field(rpc, params, code, param)
     await rpc.call("VM.destroy", vmID=vm_id)
 
 
-async def test_update_device_on_the_test_driver_is_refused_by_libvirt_as_56(rpc):
+async def test_update_device_refused_by_libvirt_is_18_like_set_ticket(rpc):
+    """VDSM answers ticketErr (18) when libvirt refuses either verb's update."""
     vm_id = await make_vm(rpc, display="vnc")
     err = await rpc.error(
         "VM.updateDevice",
         vmID=vm_id,
         params={**GOOD, "disconnectAction": "LOCK_SCREEN"},
     )
-    assert err["code"] == 56 and err["data"]["libvirt"]["code"] == 3
+    assert err["code"] == 18 and err["data"]["libvirt"]["code"] == 3
     await rpc.call("VM.destroy", vmID=vm_id)

@@ -80,6 +80,7 @@ def test_shipped_files_are_the_repositorys(deb, tmp_path):
     assert re.search(r"^d /run/hvagent\s+0751 root root", tmpfiles, re.M)
     assert re.search(r"^d /var/log/hvagent/console\s+0750 root root", tmpfiles, re.M)
     assert re.search(r"^d /var/lib/hvagent\s+0700 root root", tmpfiles, re.M)
+    assert re.search(r"^d /run/ovirt-vmconsole-console\s+0755 root root", tmpfiles, re.M)
     launcher = (tmp_path / "usr/bin/hvagent").read_text()
     assert launcher.startswith("#!/usr/bin/python3 -I\n")
     assert 'sys.path.insert(0, "/usr/lib/hvagent")' in launcher
@@ -107,7 +108,7 @@ def test_relations(deb):
     for bundled in ("python3-aiohttp", "python3-yarl", "python3-aiosignal"):
         assert bundled not in depends
     assert re.search(r"python3 \(<< 3\.12\)", field(deb, "Depends")), "cp311 wheels"
-    assert set(relation_names(field(deb, "Recommends"))) == {"xorriso", "mtools"}
+    assert set(relation_names(field(deb, "Recommends"))) == {"mtools"}
 
 
 def test_bundle_is_what_bundle_txt_pins(deb):

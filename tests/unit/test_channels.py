@@ -133,7 +133,16 @@ def test_channel_serves_ring_and_log_and_wakes_readers(tmp_path):
         await again.open()  # after a restart: offsets go on, markers found again
         assert again.end == total and [m.offset for m in again.markers] == [3000]
         assert again.report()["lastByteTime"] is not None
+        again.append(b"xxMA")
         again.close()
+        third = Channel(
+            "c", "/nowhere", SegmentLog(str(tmp_path), "c", 1 << 20), ring_bytes=4096,
+            markers=("MARK",),
+        )  # fmt: skip
+        await third.open()  # a marker cut by a restart is still found, once
+        third.append(b"RK")
+        assert [m.offset for m in third.markers] == [3000, total + 2]
+        third.close()
 
     asyncio.run(scenario())
 
@@ -198,3 +207,20 @@ def test_vmparams_channel_names_are_checked(name):
     with pytest.raises(AgentError) as caught:
         launch.plan(vm, params, VirtConfig())
     assert caught.value.code in (-32602, 11) and caught.value.data["param"] == "devices[1].name"
+
+
+def test_a_log_that_cannot_be_opened_leaves_the_ring(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+
+    async def scenario() -> None:
+        ch = Channel(
+            "c", "/nowhere", SegmentLog(str(blocker / "sub"), "c", 1 << 20), ring_bytes=4096,
+            markers=(),
+        )  # fmt: skip
+        await ch.open()
+        ch.append(b"still served")
+        assert (await ch.read(0, 100)).data == b"still served"
+        assert ch.disk_bytes == 0
+
+    asyncio.run(scenario())

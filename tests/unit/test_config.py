@@ -49,6 +49,8 @@ def test_file_values_dropins_and_overrides(tmp_path):
         ("[rpc]\nlisten = 'nohost'\n", "listen must be HOST:PORT"),
         ("[virt]\ndomain_type = 'xen'\n", "domain_type must be 'kvm' or 'qemu'"),
         ("[virt]\nconsole_log_dir = 'rel/dir'\n", "console_log_dir must be an absolute path"),
+        ("[virt]\nconsole_socket_dir = 'run'\n", "console_socket_dir must be an absolute path"),
+        (f"[virt]\nconsole_socket_dir = '/{'d' * 70}'\n", "console_socket_dir is too long"),
         ("[libvirt]\ncall_threads = 0\n", "call_threads must be at least 1"),
         ("[logging]\nlevel = 'LOUD'\n", "level must be"),
         ("[payload]\ndir = 'run/payload'\n", "[payload]: dir must be an absolute path"),

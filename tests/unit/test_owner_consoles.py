@@ -253,7 +253,7 @@ async def test_ticket_expiry_metric():
     await rig.kill()
 
 
-async def test_update_device_refusals_are_56():
+async def test_update_device_refusals_are_56_and_libvirt_refusing_is_18():
     headless = Rig(consoles=())
     with pytest.raises(errors.UpdateDeviceFailed, match="headless"):
         await headless.ticket(policy=DisconnectPolicy())
@@ -271,7 +271,7 @@ async def test_update_device_refusals_are_56():
         raise errors.TicketFailed("libvirt said no", libvirt={"code": 3})
 
     rig.port.update_graphics = refuse
-    with pytest.raises(errors.UpdateDeviceFailed) as exc:
+    with pytest.raises(errors.TicketFailed) as exc:  # VDSM: ticketErr from updateDevice too
         await rig.ticket(policy=DisconnectPolicy(DisconnectAction.SHUTDOWN), graphics_type="vnc")
     assert exc.value.data["libvirt"] == {"code": 3}
     # a refused update leaves the previous policy (none) in force

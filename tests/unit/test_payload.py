@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import uuid
 
 import pycdlib
@@ -328,3 +329,33 @@ def test_the_param_escapes_hostile_keys():
     exc = refused(params(device({"a\x00\nb\ud800": b64(b"x")})))
     assert exc.data["param"] == 'devices[0].specParams.vmPayload.file["a\\u0000\\nb\\ud800"]'
     assert exc.data["param"].isascii() and exc.data["param"].isprintable()
+
+
+_KILLED_MID_COPY = """
+import os, sys, uuid
+from agent.intake import payload
+from agent.runtime import payloads
+real = payloads._mtools
+def dies_in_mcopy(*argv):
+    if argv[0] == "mcopy":
+        os._exit(9)  # the process dies here: no cleanup of any kind runs
+    real(*argv)
+payloads._mtools = dies_in_mcopy
+image = payload.Image("floppy", None, (("a", b"1"),), "q")
+payloads.write(sys.argv[1], uuid.UUID(sys.argv[2]), [image])
+"""
+
+
+@mtools
+def test_sweep_partial_removes_what_a_killed_write_left_and_nothing_else(tmp_path):
+    done = subprocess.run([sys.executable, "-c", _KILLED_MID_COPY, str(tmp_path), str(VM)])
+    assert done.returncode == 9
+    left = sorted(os.listdir(tmp_path))
+    assert len(left) == 2, left  # `.<vm>.<random>.img.tmp` and its `.files-*` work dir
+    (image,) = payload.find(params(device({"a": b64(b"1")})), MB).images
+    kept = payloads.write(str(tmp_path), VM, [image])
+    stranger = tmp_path / ".hidden.tmp"
+    stranger.write_text("not ours")
+    assert sorted(payloads.sweep_partial(str(tmp_path))) == [str(tmp_path / n) for n in left]
+    assert sorted(os.listdir(tmp_path)) == sorted([os.path.basename(kept[0]), stranger.name])
+    assert payloads.sweep_partial(str(tmp_path / "absent")) == []

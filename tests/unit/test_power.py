@@ -181,8 +181,34 @@ def test_forced_reboot_resets():
 def test_update_adds_force_to_the_running_ladder():
     op = PowerOperation(plan(agent=False, timeout=5))
     run(op, [(0, "start", {})])
-    step = op.update(plan(force=True, timeout=999))
+    step = op.update(plan(force=True, timeout=999), at(1000))
+    assert step.persist and step.deadline == at(5000)  # a later deadline never lengthens
+    run(op, [(5000, "deadline", dict(actions=(Do.DESTROY,)))])
+
+
+def test_second_shutdown_shortens_the_running_stage():
+    # "force within 3 s" after a pending 60 s graceful shutdown escalates after 3 s.
+    op = PowerOperation(plan(agent=False, timeout=60))
+    run(op, [(0, "start", dict(deadline=10000))])  # ACPI re-sent at 10 s
+    step = op.update(plan(force=True, timeout=3), at(2000))
     assert step.persist and step.deadline == at(5000)
+    assert op.plan.force and op.plan.timeout_s == 3
+    run(op, [(5000, "deadline", dict(actions=(Do.DESTROY,)))])
+
+
+def test_second_shutdown_shortens_the_agent_stage_and_later_ones():
+    op = PowerOperation(plan(delay=30, timeout=60))
+    run(op, [(0, "start", dict(actions=(Do.AGENT,), deadline=90000))])
+    assert op.update(plan(delay=1, timeout=4), at(1000)).deadline == at(6000)
+    # the ACPI stage that follows waits the shorter timeout too
+    run(op, [(6000, "deadline", dict(actions=(Do.ACPI,), deadline=10000))])
+
+
+def test_second_shutdown_never_removes_force_nor_lengthens():
+    op = PowerOperation(plan(agent=False, timeout=5, force=True))
+    run(op, [(0, "start", {})])
+    op.update(plan(force=False, timeout=500, delay=500), at(1000))
+    assert op.plan.force and op.plan.timeout_s == 5 and op.plan.delay_s == 30
     run(op, [(5000, "deadline", dict(actions=(Do.DESTROY,)))])
 
 

@@ -50,9 +50,20 @@ def test_disks_get_targets_per_bus():
     [
         ({"memSize": None}, errors.MissingParameter, "memSize"),
         ({"vmId": None}, errors.MissingParameter, "vmId"),
-        ({"vmId": "not-a-uuid"}, errors.InvalidParams, "vmId"),
+        ({"vmId": "not-a-uuid"}, errors.MissingParameter, "vmId"),  # VDSM: 11
+        ({"vmId": 5}, errors.InvalidParams, "vmId"),
         ({"vmId": str(uuid.uuid4())}, errors.InvalidParams, "vmId"),
-        ({"memSize": 0}, errors.InvalidParams, "memSize"),
+        ({"memSize": 0}, errors.MissingParameter, "memSize"),  # VDSM: nonzero memSize, 11
+        ({"memSize": "0"}, errors.MissingParameter, "memSize"),
+        ({"memSize": -1}, errors.InvalidParams, "memSize"),
+        ({"kernelArgs": "console=ttyS0"}, errors.InvalidParams, "kernelArgs"),
+        ({"display": "sdl"}, errors.CreateFailed, "display"),  # VDSM: 9
+        (
+            {"devices": [{"type": "graphics", "device": "rdp"}]},
+            errors.CreateFailed,
+            "devices[0].device",
+        ),
+        ({"displayNetwork": "nowhere", "display": "vnc"}, errors.CreateFailed, "displayNetwork"),
         ({"memSize": "lots"}, errors.InvalidParams, "memSize"),
         ({"memSize": True}, errors.InvalidParams, "memSize"),
         ({"smp": 0}, errors.InvalidParams, "smp"),

@@ -25,10 +25,7 @@ def build(g: GraphicsSpec) -> etree._Element:
             passwdValidTo=EXPIRED,
         )
     )
-    if g.listen_network:
-        el.append(E.listen(type="network", network=g.listen_network))
-    else:
-        el.append(E.listen(type="address", address=g.listen_address or "0.0.0.0"))
+    el.append(E.listen(type="address", address=g.listen_address or "0.0.0.0"))
     for name in g.secure_channels:
         el.append(E.channel(name=name, mode="secure"))
     if g.type == "spice":

@@ -65,33 +65,35 @@ class Channel:
         await asyncio.shield(self._opening)
 
     async def _open(self) -> None:
-        end, found, mtime = await asyncio.to_thread(self._open_and_rescan)
+        end, scanner, found, mtime = await asyncio.to_thread(self._open_and_rescan)
         self.end = end
         self._ring = RingBuffer(self._ring_bytes, start=end)
-        self._scanner = MarkerScanner(self._marker_names, start=end)
-        self.markers = found[:MAX_MARKERS]
+        self._scanner = scanner  # its tail holds the log's last bytes: no marker is cut
+        self.markers = found
         if end and mtime is not None:
             self.last_byte_time = mtime
 
-    def _open_and_rescan(self) -> tuple[int, list[MarkerSeen], float | None]:
-        """Blocking: open the log; markers already in it (an hvagent restart) are found
-        again, stamped with their segment's modification time."""
+    def _open_and_rescan(self) -> tuple[int, MarkerScanner, list[MarkerSeen], float | None]:
+        """Blocking: open the log and scan what it holds (an hvagent restart): markers
+        already there are found again, stamped with their segment's modification time."""
         end = self._log.open()
-        scanner = MarkerScanner(self._marker_names, start=self._log.first)
-        found: list[MarkerSeen] = []
-        mtime = None
         offset = self._log.first
-        while offset < end and len(found) < MAX_MARKERS:
+        scanner = MarkerScanner(self._marker_names, start=offset)
+        found: list[MarkerSeen] = []
+        while offset < end:
             chunk = self._log.read(offset, 1 << 20)
             if not chunk.data:
                 break
-            if chunk.offset != offset:
+            if chunk.offset != offset:  # dropped from the log meanwhile
                 scanner = MarkerScanner(self._marker_names, start=chunk.offset)
-            mtime = self._log.mtime(chunk.offset)
-            for marker, at in scanner.feed(chunk.data):
-                found.append(MarkerSeen(marker.decode(), at, mtime or time.time()))
+            seen = scanner.feed(chunk.data)
+            if seen and len(found) < MAX_MARKERS:
+                mtime = self._log.mtime(chunk.offset) or time.time()
+                found += [MarkerSeen(m.decode(), at, mtime) for m, at in seen]
             offset = chunk.next_offset
-        return end, found, self._log.mtime(end - 1) if end else None
+        if offset != end:  # could not read it all: scan on from the end, without a tail
+            scanner = MarkerScanner(self._marker_names, start=end)
+        return end, scanner, found[:MAX_MARKERS], self._log.mtime(end - 1) if end else None
 
     @property
     def opened(self) -> bool:

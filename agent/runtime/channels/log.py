@@ -55,17 +55,21 @@ class SegmentLog:
     # -- blocking: open and read (worker thread) -------------------------------------------
 
     def open(self) -> int:
-        """Find the segments on disk, open the newest for appending; returns the end offset."""
-        self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        found = []
-        for entry in os.scandir(self.dir):
-            m = self._pattern.fullmatch(entry.name)
-            if m and entry.is_file(follow_symlinks=False):
-                found.append((int(m.group(1)), entry.stat(follow_symlinks=False).st_size))
-        self._segments = sorted(found)
-        if not self._segments:
-            self._segments = [(0, 0)]
-        self._open_fd(self._segments[-1][0])
+        """Find the segments on disk, open the newest for appending; returns the end offset.
+        A log that cannot be opened is logged and stays off: the ring alone serves."""
+        try:
+            self.dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            found = []
+            for entry in os.scandir(self.dir):
+                m = self._pattern.fullmatch(entry.name)
+                if m and entry.is_file(follow_symlinks=False):
+                    found.append((int(m.group(1)), entry.stat(follow_symlinks=False).st_size))
+            self._segments = sorted(found) or [(0, 0)]
+            self._open_fd(self._segments[-1][0])
+        except OSError as exc:
+            self.failed = True
+            self._segments = self._segments or [(0, 0)]
+            log.error("channel log %s/%s: cannot open (ring only): %s", self.dir, self._file, exc)
         return self.end
 
     def _name(self, start: int) -> Path:
@@ -105,7 +109,7 @@ class SegmentLog:
             want = min(size - got, start + seg_size - pos)
             try:
                 fd = os.open(self._name(start), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except FileNotFoundError:  # dropped meanwhile: go on from the next segment
+            except OSError:  # dropped meanwhile (or unreadable): go on from the next one
                 if got:
                     break
                 begin = pos = start + seg_size

@@ -1,4 +1,7 @@
-"""RingBuffer: the most recent bytes of a stream, bounded, addressed by stream offset."""
+"""RingBuffer: the most recent bytes of a stream, bounded, addressed by stream offset.
+
+Memory grows with the bytes written, up to `capacity`: a quiet channel costs next to
+nothing (see bench/channel_memory.py)."""
 
 from __future__ import annotations
 
@@ -10,29 +13,38 @@ class RingBuffer:
     def __init__(self, capacity: int, start: int = 0) -> None:
         if capacity <= 0:
             raise ValueError("capacity must be positive")
-        self._buf = bytearray(capacity)
+        self._buf = bytearray()  # grows to capacity; then offset o sits at (o - base) % cap
         self._cap = capacity
+        self._base = start
         self.end = start  # offset of the next byte written
-        self._len = 0  # bytes held (<= capacity)
 
     @property
     def start(self) -> int:
         """Offset of the oldest byte held."""
-        return self.end - self._len
+        return self.end - len(self._buf)
 
     def write(self, data: bytes) -> None:
         n = len(data)
+        if len(self._buf) + n <= self._cap:  # still growing: the stream in order from base
+            self._buf += data
+            self.end += n
+            return
+        if len(self._buf) < self._cap:  # fill up to capacity first
+            room = self._cap - len(self._buf)
+            self._buf += memoryview(data)[:room]
+            self.end += room
+            data = memoryview(data)[room:]
+            n -= room
         if n > self._cap:  # only the last `capacity` bytes can be kept
             self.end += n - self._cap
             data = memoryview(data)[n - self._cap :]
             n = self._cap
-        pos = self.end % self._cap
+        pos = (self.end - self._base) % self._cap
         first = min(n, self._cap - pos)
         self._buf[pos : pos + first] = data[:first]
         if first < n:
             self._buf[: n - first] = data[first:]
         self.end += n
-        self._len = min(self._cap, self._len + n)
 
     def read(self, offset: int, size: int) -> bytes | None:
         """Up to `size` bytes from `offset`; b"" at the end; None when `offset` is older than
@@ -40,7 +52,10 @@ class RingBuffer:
         if offset < self.start or offset > self.end:
             return None
         size = min(size, self.end - offset)
-        pos = offset % self._cap
+        if len(self._buf) < self._cap:
+            pos = offset - self._base
+            return bytes(self._buf[pos : pos + size])
+        pos = (offset - self._base) % self._cap
         first = min(size, self._cap - pos)
         out = bytes(self._buf[pos : pos + first])
         if first < size:

@@ -3,7 +3,8 @@
 - `actor.py`: VmOwner, the actor shell: inbox, run loop, deadlines, lifecycle events,
   driving the operation, crash containment.
 - `state.py`: status, exit info and the one metadata-persist helper.
-- `commands.py`: what verbs send the owner, each with its own handling.
+- `commands.py`: what verbs send the owner, each with its own handling; `devices_cmd.py`
+  the commands on a running VM's hardware (pause/cont, hot-plug, vCPUs, balloon).
 - `operation.py`: the Operation protocol; `power_op.py` the power ladder as one;
   `operations.py` the kinds that resume from metadata.
 - `tickets.py` + `console_watch.py`: console ports, tickets, sessions, disconnect action.
@@ -20,15 +21,33 @@ from agent.runtime.vm.commands import (
     ResetCommand,
     TicketCommand,
 )
+from agent.runtime.vm.devices_cmd import (
+    BalloonCommand,
+    ContCommand,
+    HotplugDiskCommand,
+    HotplugNicCommand,
+    HotunplugDiskCommand,
+    HotunplugNicCommand,
+    PauseCommand,
+    SetCpusCommand,
+)
 
 __all__ = [
+    "BalloonCommand",
     "Command",
+    "ContCommand",
     "DestroyCommand",
     "DestroyOnRebootCommand",
+    "HotplugDiskCommand",
+    "HotplugNicCommand",
+    "HotunplugDiskCommand",
+    "HotunplugNicCommand",
     "LaunchCommand",
     "OwnerObserver",
+    "PauseCommand",
     "PowerCommand",
     "ResetCommand",
+    "SetCpusCommand",
     "TicketCommand",
     "VmOwner",
 ]

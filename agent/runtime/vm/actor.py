@@ -353,8 +353,10 @@ class VmOwner:
                 state.io_error = event.pause_code  # libvirt sends it before SUSPENDED
             case EventKind.SUSPENDED if state.status is not VmStatus.DOWN:
                 code = event.pause_code or "NOERR"
-                state.pause_code = state.io_error if code == "EIO" and state.io_error else code
-                self.set_status(VmStatus.PAUSED)
+                code = state.io_error if code == "EIO" and state.io_error else code
+                if state.status is not VmStatus.PAUSED or state.pause_code != code:
+                    state.pause_code = code  # VM.pause set it already: no second report
+                    self.set_status(VmStatus.PAUSED)
             case EventKind.RESUMED if state.status is VmStatus.PAUSED:
                 state.pause_code = state.io_error = None
                 self.set_status(VmStatus.UP)

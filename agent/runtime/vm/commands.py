@@ -95,6 +95,8 @@ class PowerCommand(Command):
 
     async def execute(self, vm: VmOwner) -> None:
         vm.require_managed()
+        if vm.state.status is VmStatus.DOWN:  # VDSM answers noVM here (reference §6.1)
+            raise errors.NoSuchVM("the VM is Down", vmId=str(vm.vm_id))
         vm.require_running()
         if vm.state.status is VmStatus.PAUSED and not self.force:
             raise errors.WrongState(
@@ -118,7 +120,7 @@ class PowerCommand(Command):
                 raise errors.WrongState(f"a {current.plan.kind} is in progress", vmId=str(vm.vm_id))
             log.info("%s in progress: plan updated (force=%s)", self.kind, self.force)
             self.done.set_result(None)
-            await vm.ops.drive(current.update(plan))
+            await vm.ops.drive(current.update(plan, vm.clock.time()))
             return
         if current is not None:
             raise errors.OperationConflict(f"a {current.kind} is in progress", vmId=str(vm.vm_id))
@@ -166,7 +168,7 @@ class TicketCommand(Command):
     conn_action: consoles.ConnAction | None = None
     graphics_type: str | None = None  # None: the first console, as VDSM
     disconnect: DisconnectPolicy = field(default_factory=DisconnectPolicy)
-    failure: type[errors.AgentError] = errors.TicketFailed  # 18 setTicket, 56 updateDevice
+    failure: type[errors.AgentError] = errors.TicketFailed  # no console: 18 / updateDevice 56
 
     async def execute(self, vm: VmOwner) -> None:
         await vm.tickets.set_ticket(self)

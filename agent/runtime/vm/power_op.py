@@ -95,8 +95,8 @@ class PowerLadder:
     def resume(self, now: float) -> OpStep:
         return self._step(self._machine.resume(now))
 
-    def update(self, plan: power.Plan) -> OpStep:
-        return self._step(self._machine.update(plan))
+    def update(self, plan: power.Plan, now: float) -> OpStep:
+        return self._step(self._machine.update(plan, now))
 
     def on_event(self, event: DomainEvent, now: float) -> OpStep:
         mapped = _EVENTS.get(event.kind)

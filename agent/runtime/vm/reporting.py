@@ -75,6 +75,9 @@ def stats(
         **consoles.display_report(list(ports), sessions),
     )
     out.update(_UNSAMPLED if sampled is None else sampled)
+    balloon = out.get("balloonInfo")
+    if state.balloon_target_kib is not None and balloon:
+        out["balloonInfo"] = {**balloon, "balloon_target": str(state.balloon_target_kib)}
     if state.devices_hash is not None:
         out["hash"] = state.devices_hash
     if state.status is VmStatus.PAUSED:

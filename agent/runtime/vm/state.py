@@ -20,7 +20,7 @@ from typing import Any
 
 from agent import errors
 from agent.domxml import metadata, parse, to_string
-from agent.domxml.live import DomainFacts
+from agent.domxml.live import DomainFacts, current_vcpus
 from agent.domxml.live import devices as live_devices
 from agent.domxml.metadata import VmMetadata
 from agent.status import ExitInfo, ExitReason, VmStatus
@@ -79,6 +79,7 @@ class VmState:
         self.devices_hash = facts.devices.hash if status is not VmStatus.WAIT_FOR_LAUNCH else None
         self.pause_code: str | None = "NOERR" if status is VmStatus.PAUSED else None
         self.io_error: str | None = None  # the last I/O error's code since running
+        self.balloon_target_kib: int | None = None  # VM.setBalloonTarget's, while running
         # Why the domain will stop, when hvagent stops it (VM.destroy, destroy-on-reboot).
         self.stop_reason: ExitReason | None = None
         self._port = port
@@ -94,15 +95,18 @@ class VmState:
         """The domain (re)started: elapsed time counts from now, no stop is pending."""
         self.started_mono = time.monotonic()
         self.stop_reason = None
+        self.balloon_target_kib = None
 
     def rebooted(self) -> None:
         """The guest rebooted (libvirt's REBOOT): VDSM resets elapsedTime."""
         self.started_mono = time.monotonic()
 
     def read_live(self, xml: str) -> None:
-        """libvirt's live XML: device facts (NIC target devs, disks) and the devices hash."""
-        devices = live_devices(parse(xml))
-        self.facts = dataclasses.replace(self.facts, devices=devices)
+        """libvirt's live XML: device facts (NIC target devs, disks), the devices hash and
+        the current vCPU count."""
+        dom = parse(xml)
+        devices = live_devices(dom)
+        self.facts = dataclasses.replace(self.facts, devices=devices, vcpus=current_vcpus(dom))
         self.devices_hash = devices.hash
 
     @property

@@ -48,14 +48,10 @@ class Consoles:
 
     async def set_ticket(self, cmd: TicketCommand) -> None:
         """Set a console password live, on the element libvirt runs (reference §5), then
-        the disconnect policy. Refusals carry the command's error class (18 or 56)."""
-        try:
-            kind = await self._update_ticket(cmd)
-        except errors.TicketFailed as exc:
-            if cmd.failure is errors.TicketFailed:
-                raise
-            detail = {k: v for k, v in exc.data.items() if k != "reason"}
-            raise cmd.failure(exc.reason, **detail) from exc
+        the disconnect policy. A console that is not there is the command's error class
+        (18 setTicket, 56 updateDevice); libvirt refusing the update is 18 for both, as VDSM
+        answers `ticketErr` from either verb."""
+        kind = await self._update_ticket(cmd)
         now = self._vm.clock.time()
         self.watch.ticket_set(kind, now + cmd.ttl_s if cmd.ttl_s > 0 else math.inf)
         self.watch.set_policy(cmd.disconnect)
@@ -64,17 +60,15 @@ class Consoles:
         vm = self._vm
         vm.require_managed("its consoles are left as they are")
         if not self.ports:
-            raise errors.TicketFailed(
-                "the VM is headless: it has no graphics console", vmId=str(vm.vm_id)
-            )
+            raise cmd.failure("the VM is headless: it has no graphics console", vmId=str(vm.vm_id))
         if vm.state.status is VmStatus.DOWN:
-            raise errors.TicketFailed("the VM is not running", vmId=str(vm.vm_id))
+            raise cmd.failure("the VM is not running", vmId=str(vm.vm_id))
         kind = cmd.graphics_type or self.ports[0].type
         consoles.check_password(kind, cmd.password)
         live = domxml.parse(await vm.port.domain_xml(vm.vm_id))
         element = live.find(f"devices/graphics[@type='{kind}']")
         if element is None:
-            raise errors.TicketFailed(
+            raise cmd.failure(
                 f"the VM has no {kind} console", vmId=str(vm.vm_id), param="graphicsType"
             )
         expiry = consoles.valid_to(vm.clock.utcnow(), cmd.ttl_s)
