@@ -158,6 +158,8 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     except OSError as exc:
         log.warning("console_socket_dir %s: %s", cfg.virt.console_socket_dir, exc)
     notifier = systemd.Notifier()
+    # Channel connections systemd kept across the restart (runtime/channels/drain.py).
+    fd_store = systemd.FdStore(notifier, systemd.inherited_fds())
     try:
         async with Lifecycle() as life:
             port = await life.enter("libvirt", connected(cfg.libvirt))
@@ -187,6 +189,7 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 channels=dataclasses.replace(
                     cfg.channels, log_dir=cfg.channels.logs(cfg.state.dir)
                 ),
+                fd_keeper=fd_store,
             )
             metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
             services = Services(
@@ -225,6 +228,8 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 host, port_ = config.split_listen(cfg.metrics.listen)
                 await life.enter("scrape", serve_scrape(scrape, host, port_))
             instruments.recovery_finished(await recover(port, registry))
+            # Running VMs' drains took theirs by now (their owners started with recovery).
+            loop.call_later(60, fd_store.release_unclaimed)
             # The watchdog watches hvagent itself (its loop and VM owners run); a libvirt
             # outage shows in /readyz and hvagent_libvirt_up, and is reconnected.
             healthy = lambda: not owners.done()  # noqa: E731

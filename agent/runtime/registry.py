@@ -38,6 +38,7 @@ from agent.intake.launch import Launch
 from agent.metrics.snapshot import Snapshot
 from agent.runtime import creation, payloads
 from agent.runtime.bus import StatusBus
+from agent.runtime.channels.drain import Keeper
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
 from agent.status import VmStatus
@@ -71,6 +72,7 @@ class VmRegistry:
         payload: PayloadConfig | None = None,
         sampled: Callable[[], Snapshot] | None = None,
         channels: ChannelsConfig | None = None,
+        fd_keeper: Keeper | None = None,
     ) -> None:
         self._port = port
         # Without a channels config (unit tests) nothing is drained; the daemon passes its
@@ -93,6 +95,7 @@ class VmRegistry:
             "payload_dir": payload.dir if payload else None,
             "sampled": sampled,
             "channels": channels,
+            "fd_keeper": fd_keeper,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None

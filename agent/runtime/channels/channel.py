@@ -44,6 +44,7 @@ class Channel:
     ) -> None:
         self.name = name
         self.path = path  # the socket QEMU binds
+        self.key = name  # its connection's name in the keeper (VmChannels sets it)
         self._log = log
         self._ring_bytes = ring_bytes
         self._marker_names = markers

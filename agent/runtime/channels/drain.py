@@ -11,10 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+from typing import Protocol
 
 from agent.runtime.channels.channel import Channel
 
 log = logging.getLogger(__name__)
+
+
+class Keeper(Protocol):
+    """Who keeps connections open across an hvagent restart (agent/systemd.py FdStore)."""
+
+    def take(self, name: str) -> socket.socket | None: ...
+
+    def keep(self, name: str, fd: int) -> None: ...
+
+    def drop(self, name: str) -> None: ...
+
 
 FIRST_RETRY_S = 0.05
 MAX_RETRY_S = 1.0
@@ -37,8 +50,10 @@ class _Sink(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-async def drain(channel: Channel, stopping: asyncio.Event) -> None:
-    """Drain `channel` until `stopping` is set and the socket is closed or absent."""
+async def drain(channel: Channel, stopping: asyncio.Event, keeper: Keeper | None = None) -> None:
+    """Drain `channel` until `stopping` is set and the socket is closed or absent. With a
+    `keeper`, a connection kept across a restart is taken up again instead of connecting,
+    and a new connection is handed to it (dropped again once its socket closes)."""
     loop = asyncio.get_running_loop()
     await channel.open()
     channel.set_live(True)
@@ -47,10 +62,18 @@ async def drain(channel: Channel, stopping: asyncio.Event) -> None:
     warned = False
     try:
         while True:
+            kept = keeper.take(channel.key) if keeper is not None else None
             try:
-                transport, sink = await loop.create_unix_connection(
-                    lambda: _Sink(channel), channel.path
-                )
+                if kept is not None:
+                    transport, sink = await loop.create_unix_connection(
+                        lambda: _Sink(channel), sock=kept
+                    )
+                else:
+                    transport, sink = await loop.create_unix_connection(
+                        lambda: _Sink(channel), channel.path
+                    )
+                    if keeper is not None:
+                        keeper.keep(channel.key, transport.get_extra_info("socket").fileno())
             except OSError as exc:
                 if stopping.is_set():
                     return
@@ -65,13 +88,18 @@ async def drain(channel: Channel, stopping: asyncio.Event) -> None:
                 waited += delay
                 delay = min(delay * 2, MAX_RETRY_S)
                 continue
-            log.info("channel %s: attached at offset %d", channel.name, channel.end)
+            log.info(
+                "channel %s: attached at offset %d%s", channel.name, channel.end,
+                " (the connection kept across the restart)" if kept is not None else "",
+            )  # fmt: skip
             delay, waited, warned = FIRST_RETRY_S, 0.0, False
             try:
                 await asyncio.shield(sink.closed)
             finally:
                 transport.close()
             log.info("channel %s: socket closed at offset %d", channel.name, channel.end)
+            if keeper is not None:
+                keeper.drop(channel.key)
             if stopping.is_set():
                 return
             with contextlib.suppress(TimeoutError):  # no tight loop on a flapping socket

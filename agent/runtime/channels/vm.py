@@ -24,7 +24,7 @@ from agent import errors
 from agent.config import ChannelsConfig
 from agent.domxml.devices.channel import socket_path
 from agent.runtime.channels.channel import Channel, MarkerSeen
-from agent.runtime.channels.drain import drain
+from agent.runtime.channels.drain import Keeper, drain
 from agent.runtime.channels.log import SegmentLog
 
 if TYPE_CHECKING:  # runtime/vm imports this package
@@ -43,8 +43,10 @@ class VmChannels:
         bound: tuple[tuple[str, str], ...],
         cfg: ChannelsConfig | None,
         on_marker: Callable[[Channel, MarkerSeen], None] | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
         self.vm_id = vm_id
+        self._keeper = keeper
         self._cfg = cfg
         self._channels: dict[str, Channel] = {}
         self._stopping = asyncio.Event()
@@ -57,10 +59,12 @@ class VmChannels:
                 log.info("channel %s: socket %s is not hvagent's: not drained", name, path)
                 continue
             seg = SegmentLog(log_dir, os.path.basename(path), cfg.log_max_bytes)
-            self._channels[name] = Channel(
+            channel = Channel(
                 name, path, seg, ring_bytes=cfg.ring_bytes, markers=cfg.markers,
                 on_marker=on_marker,
             )  # fmt: skip
+            channel.key = f"hvagent-channel.{vm_id}.{os.path.basename(path)}"
+            self._channels[name] = channel
 
     @property
     def names(self) -> list[str]:
@@ -103,10 +107,16 @@ class VmChannels:
             self._drains.append(
                 subtasks.start(
                     f"channel:{channel.name}",
-                    lambda c=channel: drain(c, stopping),  # type: ignore[misc]
+                    lambda c=channel: drain(c, stopping, self._keeper),  # type: ignore[misc]
                     while_running=True,
                 )
             )
+
+    def release_kept(self) -> None:
+        """The VM is down: no connection of its channels stays kept across restarts."""
+        if self._keeper is not None:
+            for channel in self._channels.values():
+                self._keeper.drop(channel.key)
 
     async def domain_stopped(self) -> None:
         """QEMU exited: let the drains read what it left, then they end (the owner's
@@ -117,6 +127,7 @@ class VmChannels:
             await asyncio.wait(running, timeout=STOP_GRACE_S)
         for channel in self._channels.values():
             channel.set_live(False)
+        self.release_kept()
 
     async def remove_sockets(self) -> None:
         """VM.destroy: the socket directory goes (the logs stay)."""

@@ -33,6 +33,7 @@ from agent.metrics.snapshot import Snapshot
 from agent.runtime import payloads
 from agent.runtime.bus import StatusBus, marker_notification
 from agent.runtime.channels import VmChannels
+from agent.runtime.channels.drain import Keeper
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import operations, reporting
 from agent.runtime.vm.commands import Command, DestroyCommand
@@ -75,6 +76,7 @@ class VmOwner:
         payload_dir: str | None = None,
         sampled: Callable[[], Snapshot] | None = None,
         channels: ChannelsConfig | None = None,
+        fd_keeper: Keeper | None = None,
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
         self._sampled = sampled  # the sampler's latest round (VM stats fragments)
@@ -98,7 +100,7 @@ class VmOwner:
             self.vm_id, () if facts.metadata is None else facts.channels, channels,
             lambda ch, m: bus.publish(
                 marker_notification(self.vm_id, ch.name, m.marker, m.offset, m.time)
-            ),
+            ), fd_keeper,
         )  # fmt: skip
 
     @classmethod
@@ -251,6 +253,7 @@ class VmOwner:
         try:
             if self.state.status is VmStatus.DOWN:  # went down while hvagent was away
                 await self._contained("removing payloads", self.drop_payloads())
+                self.channels.release_kept()
             elif self.state.status is not VmStatus.WAIT_FOR_LAUNCH:  # adopted, running
                 self.channels.start(self.subtasks)
             await self._contained("resuming the operation", self.ops.resume())
