@@ -67,6 +67,11 @@ def is_channel_name(value: Any) -> bool:
     return isinstance(value, str) and CHANNEL_NAME.fullmatch(value) is not None
 
 
+def is_clean(value: str, limit: int = MAX_TEXT) -> bool:
+    """`check`'s fast path: True when `value` (a str) passes `check` with no `allow`."""
+    return len(value) <= limit and _BAD.search(value) is None
+
+
 def is_decimal(text: str) -> bool:
     """ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses."""
     return text.isascii() and text.isdigit()

@@ -3,6 +3,7 @@ operations, host access, payload disks, hvagent's state and logging."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -77,12 +78,19 @@ class VirtConfig:
 
     def console_log_path(self, vm_id: uuid.UUID) -> str:
         """Where the guest's serial console is logged (virtlogd writes it)."""
-        return str(PurePosixPath(self.console_log_dir) / f"{vm_id}.log")
+        return f"{_normalized_dir(self.console_log_dir)}/{vm_id}.log"
 
     def console_socket_path(self, vm_id: uuid.UUID) -> str:
         """The console's unix socket when the engine asks for one (enableSocket), at the
         path ovirt-vmconsole expects."""
-        return str(PurePosixPath(self.console_socket_dir) / f"{vm_id}.sock")
+        return f"{_normalized_dir(self.console_socket_dir)}/{vm_id}.sock"
+
+
+@functools.lru_cache(maxsize=16)
+def _normalized_dir(directory: str) -> str:
+    """A configured directory as pathlib spells it, without a trailing slash (once per
+    directory: the paths above are built on every VM.create)."""
+    return str(PurePosixPath(directory)).rstrip("/")
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
 
 from agent.domxml import cpu, metadata
 from agent.domxml.attrs import attrs
+from agent.domxml.builder import E
 from agent.domxml.devices import (
     channel,
     console,

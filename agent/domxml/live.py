@@ -67,8 +67,9 @@ class DomainFacts:
     channels: tuple[tuple[str, str], ...] = ()
 
 
-def facts(xml: str) -> DomainFacts:
-    dom = parse(xml)
+def facts(xml: str | etree._Element) -> DomainFacts:
+    """The facts of a domain, from its XML text or its parsed tree."""
+    dom = parse(xml) if isinstance(xml, str) else xml
     meta_el = metadata.find(dom)
     memory = dom.find("memory")
     memory_kib = int(memory.text or 0) if memory is not None else 0

@@ -8,7 +8,12 @@
   VNC SASL (`[virt] vnc_sasl`), as VDSM's `is_vnc_secure`;
 - on a host without SPICE TLS (`[virt] spice_tls = false`) a SPICE console's secure
   channels, `defaultMode="secure"` and `tlsPort` (which QEMU would refuse to start with)
-  are dropped, and the reply gets a warning (code 75) saying so.
+  are dropped, and the reply gets a warning (code 75) saying so;
+- shapes oVirt engines write that libvirt reads loosely but its schema (hvagent defines with
+  validation) refuses: an empty cdrom/floppy `<source file="">` loses its `file` (libvirt
+  reads "" as no medium), and a device `<seclabel type=...>` (inside a disk `<source>`)
+  loses its `type` (libvirt ignores it there; `model`/`relabel` carry the meaning). The
+  result is what libvirt itself would store.
 
 Pure: the host's addresses come through `address_of` (agent/hostnet.py on a real host).
 """
@@ -33,6 +38,7 @@ def adjust(
     spice_tls: bool = True,
     warnings: list[dict[str, object]] | None = None,
 ) -> None:
+    _schema_shapes(root)
     for graphics in root.iterfind("devices/graphics"):
         if graphics.get("type") == "spice" and not spice_tls:
             _plain_spice(graphics, warnings if warnings is not None else [])
@@ -59,6 +65,14 @@ def adjust(
             listen.set("type", "address")
             listen.set("address", address)
             graphics.attrib.pop("listen", None)  # libvirt wants it equal to the first listen
+
+
+def _schema_shapes(root: etree._Element) -> None:
+    for source in root.iterfind("devices/disk/source"):
+        if source.get("file") == "":
+            del source.attrib["file"]
+        for label in source.iterfind("seclabel"):
+            label.attrib.pop("type", None)
 
 
 def _plain_spice(graphics: etree._Element, warnings: list[dict[str, object]]) -> None:

@@ -62,11 +62,15 @@ class Fields:
         return InvalidParams(f"{self.name(key)}: {reason}", param=self.name(key))
 
     def str_(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
-        value = self._get(key, required)
-        if value is _MISSING:
+        value = self._data.get(key)  # _get, inlined: this runs ~100 times per VM.create
+        if value is None or value == "":
+            if required:
+                raise self.missing(key)
             return default
         if not isinstance(value, str):
             raise self.bad(key, f"expected a string, got {_json_type(value)}")
+        if wirevalues.is_clean(value):  # the common case, without building the name
+            return value
         return wirevalues.check(value, self.name(key))
 
     def int_(

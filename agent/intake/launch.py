@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 from agent import wirevalues
 from agent.config import ChannelsConfig, HostAccessConfig, VirtConfig
 from agent.consoles import GraphicsInfo
@@ -24,7 +26,7 @@ from agent.domxml import build_domain, live, parse, to_string
 from agent.domxml.devices import channel
 from agent.domxml.metadata import VmMetadata
 from agent.errors import CreateFailed
-from agent.intake import engine, hostaccess, vmparams
+from agent.intake import engine, hostaccess, vmparams, xmlattrs
 from agent.intake.fields import Fields
 from agent.intake.graphics import AddressOf, no_networks
 from agent.intake.host import warning
@@ -59,29 +61,35 @@ def plan(
     `channels` ([channels]) says where drained channels' sockets go."""
     _refuse_restore(params)
     chan_dir = (channels or ChannelsConfig()).dir
-    if isinstance(params, Mapping) and "xml" in params:
-        planned = _from_engine_xml(vm_id, params, virt, address_of, chan_dir)
-    else:
-        planned = from_spec(vmparams.from_params(vm_id, params, virt, address_of), chan_dir)
     policy = hostaccess.for_host(access or HostAccessConfig(), virt)
     policy = dataclasses.replace(policy, chardev_roots=(*policy.chardev_roots, chan_dir))
-    hostaccess.check(params, planned.xml, policy, emulators)
+    if isinstance(params, Mapping) and "xml" in params:
+        planned, root = _from_engine_xml(vm_id, params, virt, address_of, chan_dir)
+        hostaccess.check(params, root, policy, emulators)
+        xmlattrs.check(root, policy)  # the engine's elements and attributes, one by one
+        return planned
+    planned, root = _from_spec(vmparams.from_params(vm_id, params, virt, address_of), chan_dir)
+    hostaccess.check(params, root, policy, emulators)  # hvagent's own tree, not re-parsed
     return planned
 
 
 def from_spec(s: VmSpec, channels_dir: str = ChannelsConfig.dir) -> Launch:
+    return _from_spec(s, channels_dir)[0]
+
+
+def _from_spec(s: VmSpec, channels_dir: str) -> tuple[Launch, etree._Element]:
     meta = VmMetadata(
         launch_paused=s.launch_paused, destroy_on_reboot=s.destroy_on_reboot, custom=s.custom
     )
-    dom = build_domain(s, meta)
-    channel.bind_all(dom, channels_dir)
-    xml = to_string(dom)
+    root = build_domain(s, meta)
+    channel.bind_all(root, channels_dir)
+    xml = to_string(root)
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
     facts = live.DomainFacts(
         s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles,
-        time_offset=s.time_offset or 0, channels=channel.bound(dom),
+        time_offset=s.time_offset or 0, channels=channel.bound(root),
     )  # fmt: skip
-    return Launch(s.vm_id, s.name, xml, facts, s.launch_paused, _warnings(s))
+    return Launch(s.vm_id, s.name, xml, facts, s.launch_paused, _warnings(s)), root
 
 
 def _warnings(s: VmSpec) -> tuple[dict[str, Any], ...]:
@@ -122,7 +130,7 @@ def _from_engine_xml(
     virt: VirtConfig,
     address_of: AddressOf,
     channels_dir: str,
-) -> Launch:
+) -> tuple[Launch, etree._Element]:
     f = Fields(params)
     text = params["xml"]
     if not isinstance(text, str) or not text:
@@ -142,13 +150,14 @@ def _from_engine_xml(
         spice_tls=virt.spice_tls,
         warnings=warnings,
     )
-    dom = parse(xml)
-    names = channel.bind_all(dom, channels_dir)
+    root = parse(xml)  # the text libvirt will get, read and checked as libvirt will read it
+    names = channel.bind_all(root, channels_dir)
     for name in names:
         if not wirevalues.is_channel_name(name):
             raise engine.bad(f"bad channel name {wirevalues.echo(name)}")
     if len(set(names)) != len(names):
         raise engine.bad("two unix channels have the same name")
-    xml = to_string(dom)
-    facts = live.facts(xml)
-    return Launch(vm_id, facts.name, xml, facts, paused, tuple(warnings))
+    if names:
+        xml = to_string(root)
+    facts = live.facts(root)
+    return Launch(vm_id, facts.name, xml, facts, paused, tuple(warnings)), root

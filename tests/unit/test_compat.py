@@ -197,3 +197,22 @@ def test_engine_spice_secure_channels_without_tls_are_dropped_with_a_warning():
     tls = VirtConfig(domain_type="qemu", console_log_dir="/logs", spice_tls=True)
     plan = launch.plan(VM, {"xml": engine_xml(extra=spice)}, tls)
     assert plan.warnings == () and plan.xml.count('mode="secure"') == 2
+
+
+EMPTY_CDROM = """<disk type="file" device="cdrom" snapshot="no">
+  <driver name="qemu" type="raw" error_policy="report"/>
+  <source file="" startupPolicy="optional">
+    <seclabel model="dac" type="none" relabel="no"/>
+  </source>
+  <target dev="sdc" bus="sata"/><readonly/>
+</disk>"""
+
+
+def test_engine_empty_cdrom_is_written_as_libvirt_stores_it():
+    # oVirt's empty cdrom: libvirt reads file="" as no medium and ignores a device
+    # seclabel's type, but its schema (hvagent defines with validation) refuses both.
+    plan = launch.plan(VM, {"xml": engine_xml(extra=EMPTY_CDROM)}, CFG)
+    (disk,) = domxml.parse(plan.xml).iterfind("devices/disk[@device='cdrom']")
+    source = disk.find("source")
+    assert dict(source.attrib) == {"startupPolicy": "optional"}
+    assert dict(source.find("seclabel").attrib) == {"model": "dac", "relabel": "no"}

@@ -15,8 +15,8 @@ import re
 import uuid
 
 from lxml import etree
-from lxml.builder import E
 
+from agent.domxml.builder import E
 from agent.spec import GUEST_AGENT_CHANNEL, ChannelSpec
 
 SUN_PATH_MAX = 107  # bytes of a Unix socket path, without the NUL

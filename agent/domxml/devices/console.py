@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
 
+from agent.domxml.builder import E
 from agent.spec import ConsoleSpec
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
 
 from agent.domxml import address
 from agent.domxml.attrs import attrs
+from agent.domxml.builder import E
 from agent.spec import DiskSpec
 
 

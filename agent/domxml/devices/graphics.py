@@ -7,10 +7,10 @@ the live XML. SPICE also gets the `com.redhat.spice.0` spicevmc channel (see `bu
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
 
 from agent.consoles import EXPIRED, LOCKED_PASSWORD
 from agent.domxml.attrs import attrs
+from agent.domxml.builder import E
 from agent.spec import SPICE_AGENT_CHANNEL, GraphicsSpec
 
 

@@ -4,9 +4,9 @@ would otherwise add a virtio balloon by itself."""
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
 
 from agent.domxml import address
+from agent.domxml.builder import E
 from agent.spec import SimpleDeviceSpec
 
 

@@ -8,7 +8,8 @@ for one (`consoleType: serial`, `enableSocket`), at the path ovirt-vmconsole exp
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
+
+from agent.domxml.builder import E
 
 
 def build(log_path: str, socket: str | None = None) -> list[etree._Element]:

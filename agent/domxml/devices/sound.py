@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from lxml import etree
-from lxml.builder import E
 
 from agent.domxml import address
+from agent.domxml.builder import E
 from agent.spec import SimpleDeviceSpec
 
 
