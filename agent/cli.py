@@ -3,6 +3,7 @@
     hvagent-client [--url URL | --socket PATH] [--timeout S] Namespace verb [name=value ...]
     hvagent-client [...] Namespace verb -f params.json
     hvagent-client [...] events
+    hvagent-client [...] VM follow-channel VMID NAME [--offset N]
     hvagent-client [...] VM create --ovf FILE | --vm-conf FILE | --ova FILE [--vm-id ID]
     hvagent-client [...] VM create vmID=ID -f FILE --cloud-init USER_DATA [--meta-data FILE]
     hvagent-client [...] he-start --ovf FILE | --vm-conf FILE | --ova FILE [--vm-id ID]
@@ -13,6 +14,9 @@ strings (`vmID=6f5c...`). The result is printed as JSON; an error prints its cod
 data on stderr and exits 1 (2 for usage errors, 3 when hvagent cannot be reached).
 `he-start` starts the hosted-engine VM like `hosted-engine --vm-start` (agent/cli_he.py).
 `events` prints every notification from /events, one JSON object per line, until Ctrl-C.
+`VM follow-channel` writes a channel's raw bytes from offset N (default 0) to stdout, live,
+until the VM is down and every byte was written (exit 0); HTTP or the Unix socket only
+(it is a WebSocket stream, which STOMP cannot carry).
 The default transport is the daemon's local Unix socket ([rpc] socket); `--url` uses HTTP;
 `--stomp` takes the engine's path: STOMP on [stomp] listen (default 127.0.0.1:54321), over
 mutual TLS when `--cert` is given (`--ca` verifies hvagent's certificate; no host name check,
@@ -77,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="... and this meta-data (default: 'instance-id: <vmID>')",
     )
+    p.add_argument(
+        "--offset", type=int, default=0, help="VM follow-channel: start at this byte (default 0)"
+    )
     p.add_argument("namespace", nargs="?", help="Host, VM, ..., 'events' or 'he-start'")
     p.add_argument("verb", nargs="?")
     p.add_argument("params", nargs="*", metavar="name=value")
@@ -132,6 +139,7 @@ def _help_text(parser: argparse.ArgumentParser, verbs: dict[str, list[str]], sou
         ns, _, verb = name.partition(".")
         lines.append(f"  {ns} {verb} " + " ".join(f"{p}=..." for p in params))
     lines.append("  events   (follow VM status notifications)")
+    lines.append("  VM follow-channel VMID NAME [--offset N]   (a channel's bytes to stdout)")
     return "\n".join(lines)
 
 
@@ -162,6 +170,9 @@ async def _run_stomp(args: argparse.Namespace) -> dict[str, Any] | None:
 async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.stomp and (args.namespace == "he-start" or cli_he.given(args)):
         raise Usage("--stomp runs verbs and events only; he-start/--ovf/--vm-conf/--ova use HTTP")
+    following = (args.namespace, args.verb) == ("VM", "follow-channel")
+    if args.stomp and following:
+        raise Usage("follow-channel is a WebSocket stream: use HTTP (--url) or the Unix socket")
     if args.stomp and args.namespace and not args.help:
         reply = await _run_stomp(args)
         return 0 if reply is None else _print_reply(reply)
@@ -177,6 +188,11 @@ async def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         if args.namespace == "events":
             await client.events()
             return 0
+        if following:
+            if len(args.params) != 2:
+                raise Usage("usage: hvagent-client VM follow-channel VMID NAME [--offset N]")
+            refused = await client.follow_channel(*args.params, args.offset, sys.stdout.buffer)
+            return 0 if refused is None else _print_reply(refused)
         if args.namespace == "he-start" or cli_he.given(args):
             reply = await _hosted_engine(client, args)
         else:

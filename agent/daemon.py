@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import grp
 import logging
 import os
@@ -157,6 +158,8 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
     except OSError as exc:
         log.warning("console_socket_dir %s: %s", cfg.virt.console_socket_dir, exc)
     notifier = systemd.Notifier()
+    # Channel connections systemd kept across the restart (runtime/channels/drain.py).
+    fd_store = systemd.FdStore(notifier, systemd.inherited_fds())
     try:
         async with Lifecycle() as life:
             port = await life.enter("libvirt", connected(cfg.libvirt))
@@ -184,6 +187,10 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 payload=cfg.payload,
                 sampled=lambda: sampler.snapshot,
                 guest_agent=cfg.guest_agent,
+                channels=dataclasses.replace(
+                    cfg.channels, log_dir=cfg.channels.logs(cfg.state.dir)
+                ),
+                fd_keeper=fd_store,
             )
             metrics_registry.register(SampleAgeCollector(lambda: sampler.snapshot))
             services = Services(
@@ -193,6 +200,13 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 vm_statuses=lambda: [str(o.status) for o in registry.owners()],
                 libvirt_up=lambda: port.alive,
                 subscribers=lambda: bus.subscriber_count,
+            )
+            instruments.watch_channels(
+                lambda: [
+                    (str(o.vm_id), c.name, c.end, c.readers, c.disk_bytes)
+                    for o in registry.owners()
+                    for c in o.channels.all()
+                ]
             )
             await life.background("libvirt-probe", lambda: _probe(port, cfg.libvirt))
             await life.background("metrics-sampler", sampler.run)
@@ -215,6 +229,8 @@ async def run(cfg: config.Config, *, shutdown_trigger: Awaitable[Any] | None = N
                 host, port_ = config.split_listen(cfg.metrics.listen)
                 await life.enter("scrape", serve_scrape(scrape, host, port_))
             instruments.recovery_finished(await recover(port, registry))
+            # Running VMs' drains took theirs by now (their owners started with recovery).
+            loop.call_later(60, fd_store.release_unclaimed)
             # The watchdog watches hvagent itself (its loop and VM owners run); a libvirt
             # outage shows in /readyz and hvagent_libvirt_up, and is reconnected.
             healthy = lambda: not owners.done()  # noqa: E731

@@ -194,6 +194,14 @@ class HypervisorError(AgentError):
     message = "Hypervisor error"
 
 
+class NoSuchChannel(AgentError):
+    """VM.readChannel / the channel stream: the VM has no drained channel of that name
+    (`data.channels` lists those it has)."""
+
+    code = 1004
+    message = "Channel does not exist"
+
+
 def all_error_classes() -> list[type[AgentError]]:
     """Every concrete error class, for the error-table test and the README."""
     return [AgentError, *_subclasses(AgentError)]

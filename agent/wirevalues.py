@@ -57,6 +57,16 @@ def check(value: Any, param: str, *, limit: int = MAX_TEXT, allow: str = "") -> 
     return value
 
 
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
+
+
+def is_channel_name(value: Any) -> bool:
+    """A virtio-serial port name hvagent accepts: printable ASCII letters, digits, `_`, `.`
+    and `-`, not starting with `.` or `-`, at most 100 characters (so `.`, `..` and path
+    separators never reach a file name)."""
+    return isinstance(value, str) and CHANNEL_NAME.fullmatch(value) is not None
+
+
 def is_clean(value: str, limit: int = MAX_TEXT) -> bool:
     """`check`'s fast path: True when `value` (a str) passes `check` with no `allow`."""
     return len(value) <= limit and _BAD.search(value) is None

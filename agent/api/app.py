@@ -1,4 +1,5 @@
-"""The aiohttp application: POST /jsonrpc, GET /healthz, /readyz, /metrics, /events WebSocket."""
+"""The aiohttp application: POST /jsonrpc, GET /healthz, /readyz, /metrics, /events WebSocket,
+GET /vm/{vmID}/channel/{name} WebSocket (api/channels.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from agent.api import methods
+from agent.api import channels, methods
 from agent.api.admission import CappedRunner
 from agent.api.context import Services
 from agent.api.rpc import dispatch
@@ -60,6 +61,7 @@ def create_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/events", events)
     app.router.add_get("/verbs", verbs)
+    app.router.add_get("/vm/{vm}/channel/{name}", channels.stream_handler(services, app[SOCKETS]))
     if metrics_registry is not None:
         registry = metrics_registry
 

@@ -1,10 +1,12 @@
-"""The HTTP client side of hvagent's API, for hvagent-client: JSON-RPC calls, the verb list
-and the /events stream, over the local Unix socket or a URL. Connection failures raise
-`Unreachable`, so callers need not know the HTTP library."""
+"""The HTTP client side of hvagent's API, for hvagent-client: JSON-RPC calls, the verb list,
+the /events stream and a channel's stream (GET /vm/{vmID}/channel/{name}), over the local
+Unix socket or a URL. Connection failures raise `Unreachable`, so callers need not know the
+HTTP library."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
+from urllib.parse import quote
 
 import aiohttp
 
@@ -51,3 +53,28 @@ class Client:
                         print(msg.data, flush=True)
         except aiohttp.ClientError as exc:
             raise Unreachable(str(exc)) from exc
+
+    async def follow_channel(
+        self, vm_id: str, name: str, offset: int, out: BinaryIO
+    ) -> dict[str, Any] | None:
+        """Write a channel's bytes from `offset` to `out` until hvagent ends the stream (the
+        VM is down and everything was sent): None then. A refusal (unknown VM or channel,
+        bad offset) is answered as VM.readChannel answers it, and returned as that reply;
+        a stream that ends otherwise (hvagent stopping) raises Unreachable."""
+        check = await self.call(
+            "VM.readChannel", {"vmID": vm_id, "name": name, "offset": offset, "size": 0}
+        )
+        if "error" in check:
+            return check
+        url = f"{self.base}/vm/{quote(vm_id, safe='')}/channel/{quote(name, safe='')}"
+        try:
+            async with self.session.ws_connect(url, params={"offset": offset}, timeout=None) as ws:
+                async for msg in ws:
+                    if msg.type is aiohttp.WSMsgType.BINARY:
+                        out.write(msg.data)
+                        out.flush()
+                if ws.close_code != aiohttp.WSCloseCode.OK:
+                    raise Unreachable(f"the stream ended early (close code {ws.close_code})")
+        except aiohttp.ClientError as exc:
+            raise Unreachable(str(exc)) from exc
+        return None

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from agent import errors, wirevalues
-from agent.api import host, vm
+from agent.api import channels, host, vm
 from agent.api.rpc import Verb, expose
 
 VERBS: dict[str, tuple[Verb, bool]] = {
@@ -38,6 +38,7 @@ VERBS: dict[str, tuple[Verb, bool]] = {
     "VM.hotunplugNic": (vm.hotunplug_nic, True),
     "VM.setNumberOfCpus": (vm.set_number_of_cpus, True),
     "VM.setBalloonTarget": (vm.set_balloon_target, True),
+    "VM.readChannel": (channels.read_channel, True),
 }
 
 

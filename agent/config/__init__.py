@@ -17,6 +17,7 @@ from agent.config.listeners import (
 )
 from agent.config.loader import DEFAULT_PATH, Config, ConfigError, check_secure, load
 from agent.config.sections import (
+    ChannelsConfig,
     GuestAgentConfig,
     HostAccessConfig,
     LibvirtConfig,
@@ -29,6 +30,7 @@ from agent.config.sections import (
 
 __all__ = [
     "DEFAULT_PATH",
+    "ChannelsConfig",
     "Config",
     "ConfigError",
     "GuestAgentConfig",

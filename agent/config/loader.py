@@ -18,6 +18,7 @@ from agent.config.listeners import (
     split_listen,
 )
 from agent.config.sections import (
+    ChannelsConfig,
     GuestAgentConfig,
     HostAccessConfig,
     LibvirtConfig,
@@ -49,6 +50,7 @@ class Config:
     host_access: HostAccessConfig = field(default_factory=HostAccessConfig)
     payload: PayloadConfig = field(default_factory=PayloadConfig)
     guest_agent: GuestAgentConfig = field(default_factory=GuestAgentConfig)
+    channels: ChannelsConfig = field(default_factory=ChannelsConfig)
 
     @classmethod
     def defaults(cls) -> Config:

@@ -218,3 +218,47 @@ class PayloadConfig:
             raise ValueError("dir must be an absolute path")
         if not 0 < self.max_bytes <= 1 << 30:
             raise ValueError("max_bytes must be between 1 and 1073741824")
+
+
+@dataclass(frozen=True)
+class ChannelsConfig:
+    # Virtio-serial unix channels (vmParams channel devices, engine XML <channel type='unix'>,
+    # the hosted-engine setup channel): QEMU binds each socket under `dir`/<vmId>/ and hvagent
+    # is its one client, draining it from boot into a ring buffer and a log per VM and channel.
+    dir: str = "/run/hvagent/channels"
+    # The logs, kept after the VM is down and after VM.destroy (post-mortem); empty:
+    # <[state] dir>/channels.
+    log_dir: str = ""
+    # The most bytes one channel's log keeps on disk; past it the oldest quarter is dropped.
+    log_max_bytes: int = 64 * 1024 * 1024
+    # The most recent bytes of each channel kept in memory for readers that follow live.
+    ring_bytes: int = 256 * 1024
+    # Byte strings reported in VM.getStats and as an event when a channel carries them.
+    markers: tuple[str, ...] = (
+        "HE_APPLIANCE_ENGINE_SETUP_SUCCESS",
+        "HE_APPLIANCE_ENGINE_SETUP_FAIL",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("dir", "log_dir"):
+            value = getattr(self, name)
+            if value and not value.startswith("/"):
+                raise ValueError(f"{name} must be an absolute path")
+        # <dir>/<36-char vmId>/<16-char name> must fit a socket address (107 bytes).
+        if len(self.dir.rstrip("/").encode()) > MAX_CHANNEL_DIR:
+            raise ValueError(f"dir must be at most {MAX_CHANNEL_DIR} bytes (socket path limit)")
+        if not 4096 <= self.log_max_bytes <= 1 << 40:
+            raise ValueError("log_max_bytes must be between 4096 and 1099511627776")
+        if not 4096 <= self.ring_bytes <= 64 << 20:
+            raise ValueError("ring_bytes must be between 4096 and 67108864")
+        if len(self.markers) > 32:
+            raise ValueError("markers: at most 32")
+        for marker in self.markers:
+            if not (0 < len(marker) <= 256 and marker.isascii() and marker.isprintable()):
+                raise ValueError("markers must be printable ASCII, 1 to 256 characters")
+
+    def logs(self, state_dir: str) -> str:
+        return self.log_dir or state_dir.rstrip("/") + "/channels"
+
+
+MAX_CHANNEL_DIR = 107 - 1 - 36 - 1 - 24

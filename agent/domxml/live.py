@@ -14,6 +14,7 @@ from lxml import etree
 
 from agent.consoles import GraphicsInfo, read_graphics
 from agent.domxml import metadata, parse
+from agent.domxml.devices import channel
 from agent.domxml.metadata import VmMetadata
 
 
@@ -62,6 +63,8 @@ class DomainFacts:
     consoles: tuple[GraphicsInfo, ...] = ()  # ports as this XML says (None before start)
     devices: Devices = Devices()
     time_offset: int = 0  # <clock adjustment> (seconds): the created guest RTC offset
+    # (name, socket path) of the unix channels QEMU binds, but the guest agent's
+    channels: tuple[tuple[str, str], ...] = ()
 
 
 def facts(xml: str | etree._Element) -> DomainFacts:
@@ -83,6 +86,7 @@ def facts(xml: str | etree._Element) -> DomainFacts:
         consoles=tuple(read_graphics(dom)),
         devices=devices(dom),
         time_offset=_int(dom.find("clock"), "adjustment"),
+        channels=channel.bound(dom),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from agent import wirevalues
 from agent.errors import InvalidParams, Unsupported
 from agent.intake.fields import Fields
 from agent.intake.graphics import read_graphics
@@ -130,15 +131,16 @@ def _console(dev: Fields, socket_path: str) -> ConsoleSpec | str | None:
     return ConsoleSpec(socket_path if socket else None)
 
 
-_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-
-
 def _channel(dev: Fields, existing: list[ChannelSpec]) -> ChannelSpec:
     kind = dev.choice("device", ("unix", "spicevmc"), "unix")
     default = SPICE_AGENT_CHANNEL if kind == "spicevmc" else None
     name = dev.str_("name", default, required=default is None)
-    if not _CHANNEL_NAME.match(name):
-        raise dev.bad("name", f"bad channel name {name!r}")
+    if not wirevalues.is_channel_name(name):
+        raise dev.bad(
+            "name",
+            f"bad channel name {wirevalues.echo(name)}: letters, digits, _ . - (not first), "
+            "at most 100",
+        )
     taken = {c.name for c in existing}
     if name == GUEST_AGENT_CHANNEL or name in taken:
         raise dev.bad("name", f"channel {name} is already present")

@@ -2,12 +2,16 @@
 starts with, and the reply's warnings; from legacy vmParams (via VmSpec) or engine XML.
 
 `plan(vm_id, vmParams, virt)` is the intake's one entry: it validates everything and renders
-the XML before anything touches libvirt. Converters for other request forms (OVF, vm.conf,
-OVA) are siblings in this package and end here too.
+the XML before anything touches libvirt. Every unix channel hvagent drains (all but the guest
+agent's, from vmParams or engine XML) is bound to a socket under `[channels] dir`
+(domxml/devices/channel.py); engine XML channel names are checked like vmParams ones.
+Converters for other request forms (OVF, vm.conf, OVA) are siblings in this package and end
+here too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,9 +20,10 @@ from typing import Any
 from lxml import etree
 
 from agent import wirevalues
-from agent.config import HostAccessConfig, VirtConfig
+from agent.config import ChannelsConfig, HostAccessConfig, VirtConfig
 from agent.consoles import GraphicsInfo
 from agent.domxml import build_domain, live, parse, to_string
+from agent.domxml.devices import channel
 from agent.domxml.metadata import VmMetadata
 from agent.errors import CreateFailed
 from agent.intake import engine, hostaccess, vmparams, xmlattrs
@@ -46,37 +51,43 @@ def plan(
     access: HostAccessConfig | None = None,
     emulators: Iterable[str] = (),
     address_of: AddressOf = no_networks,
+    *,
+    channels: ChannelsConfig | None = None,
 ) -> Launch:
     """Validate `vmParams` and render the domain; raises before anything touches libvirt.
     The host-access policy `access` (default: the safe defaults) checks the result;
     `emulators` are the host's own, from libvirt's capabilities; `address_of` resolves a
-    display network to this host's address on it (agent/hostnet.py on a real host)."""
+    display network to this host's address on it (agent/hostnet.py on a real host);
+    `channels` ([channels]) says where drained channels' sockets go."""
     _refuse_restore(params)
+    chan_dir = (channels or ChannelsConfig()).dir
     policy = hostaccess.for_host(access or HostAccessConfig(), virt)
+    policy = dataclasses.replace(policy, chardev_roots=(*policy.chardev_roots, chan_dir))
     if isinstance(params, Mapping) and "xml" in params:
-        planned, root = _from_engine_xml(vm_id, params, virt, address_of)
+        planned, root = _from_engine_xml(vm_id, params, virt, address_of, chan_dir)
         hostaccess.check(params, root, policy, emulators)
         xmlattrs.check(root, policy)  # the engine's elements and attributes, one by one
         return planned
-    planned, root = _from_spec(vmparams.from_params(vm_id, params, virt, address_of))
+    planned, root = _from_spec(vmparams.from_params(vm_id, params, virt, address_of), chan_dir)
     hostaccess.check(params, root, policy, emulators)  # hvagent's own tree, not re-parsed
     return planned
 
 
-def from_spec(s: VmSpec) -> Launch:
-    return _from_spec(s)[0]
+def from_spec(s: VmSpec, channels_dir: str = ChannelsConfig.dir) -> Launch:
+    return _from_spec(s, channels_dir)[0]
 
 
-def _from_spec(s: VmSpec) -> tuple[Launch, etree._Element]:
+def _from_spec(s: VmSpec, channels_dir: str) -> tuple[Launch, etree._Element]:
     meta = VmMetadata(
         launch_paused=s.launch_paused, destroy_on_reboot=s.destroy_on_reboot, custom=s.custom
     )
     root = build_domain(s, meta)
+    channel.bind_all(root, channels_dir)
     xml = to_string(root)
     consoles = tuple(GraphicsInfo(g.type, None, None, g.listen_address) for g in s.graphics)
     facts = live.DomainFacts(
         s.vm_id, s.name, s.domain_type, s.acpi, s.vcpus, s.memory_mib, meta, consoles,
-        time_offset=s.time_offset or 0,
+        time_offset=s.time_offset or 0, channels=channel.bound(root),
     )  # fmt: skip
     return Launch(s.vm_id, s.name, xml, facts, s.launch_paused, _warnings(s)), root
 
@@ -114,7 +125,11 @@ def _refuse_restore(params: Any) -> None:
 
 
 def _from_engine_xml(
-    vm_id: uuid.UUID, params: Mapping[str, Any], virt: VirtConfig, address_of: AddressOf
+    vm_id: uuid.UUID,
+    params: Mapping[str, Any],
+    virt: VirtConfig,
+    address_of: AddressOf,
+    channels_dir: str,
 ) -> tuple[Launch, etree._Element]:
     f = Fields(params)
     text = params["xml"]
@@ -137,5 +152,13 @@ def _from_engine_xml(
         warnings=warnings,
     )
     root = parse(xml)  # the text libvirt will get, read and checked as libvirt will read it
+    names = channel.bind_all(root, channels_dir)
+    for name in names:
+        if not wirevalues.is_channel_name(name):
+            raise engine.bad(f"bad channel name {wirevalues.echo(name)}")
+    if len(set(names)) != len(names):
+        raise engine.bad("two unix channels have the same name")
+    if names:
+        xml = to_string(root)
     facts = live.facts(root)
     return Launch(vm_id, facts.name, xml, facts, paused, tuple(warnings)), root

@@ -15,7 +15,9 @@ API for the parts that record (wired by their owners):
   the VM owners, on console client events, tickets and status changes; None removes the
   series (the VM is down or gone), so destroyed VMs leave no labels behind.
 Gauges read at collect time (hvagent_vms, hvagent_libvirt_up, hvagent_events_subscribers)
-come from the callables handed to `watch()`.
+come from the callables handed to `watch()`; the channel series (hvagent_channel_bytes_total,
+hvagent_channel_readers, hvagent_channel_log_bytes, labels vm and channel: names hvagent
+checked at VM.create, never a reader's text) from the one handed to `watch_channels()`.
 The STOMP listener (agent/stomp/server.py) records on `stomp_connections`, `stomp_frames`,
 `stomp_subscriptions`, `stomp_slow_consumer_closes` and `tls_handshake_failures` directly.
 """
@@ -195,6 +197,40 @@ class Instruments:
         subscribers: Callable[[], int],
     ) -> None:
         self._registry.register(_Live(vm_statuses, libvirt_up, subscribers))
+
+    def watch_channels(self, rows: Callable[[], Iterable[ChannelRow]]) -> None:
+        self._registry.register(_Channels(rows))
+
+
+# (vm id, channel name, bytes drained (the stream's end offset), readers, log bytes on disk)
+ChannelRow = tuple[str, str, int, int, int]
+
+
+class _Channels(Collector):
+    def __init__(self, rows: Callable[[], Iterable[ChannelRow]]) -> None:
+        self._rows = rows
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["vm", "channel"]
+        drained = CounterMetricFamily(
+            "hvagent_channel_bytes", "Bytes drained from a VM's channel (its log's end offset)",
+            labels=labels,
+        )  # fmt: skip
+        readers = GaugeMetricFamily(
+            "hvagent_channel_readers", "Open channel streams (WebSocket readers)", labels=labels
+        )
+        disk = GaugeMetricFamily(
+            "hvagent_channel_log_bytes", "Bytes of a channel's log on disk", labels=labels
+        )
+        for vm, name, total, count, on_disk in self._rows():
+            key = [label(vm), label(name)]
+            drained.add_metric(key, total)
+            readers.add_metric(key, count)
+            disk.add_metric(key, on_disk)
+        yield from (drained, readers, disk)
 
 
 MAX_LABEL = 64

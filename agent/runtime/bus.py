@@ -1,4 +1,5 @@
-"""StatusBus: fans VM status changes out to `/events` subscribers as VDSM notifications.
+"""StatusBus: fans VM status changes (and channel markers) out to `/events` and STOMP
+subscribers as VDSM-style notifications.
 
 Each subscriber gets a bounded queue; one that falls `MAX_BACKLOG` messages behind is dropped
 (its queue receives None, and the WebSocket handler closes) instead of growing without bound.
@@ -30,6 +31,20 @@ def status_notification(vm_id: uuid.UUID, details: dict[str, Any]) -> dict[str, 
     }
 
 
+def marker_notification(
+    vm_id: uuid.UUID, channel: str, marker: str, offset: int, seen: float
+) -> dict[str, Any]:
+    """hvagent's own event: a configured marker went through a VM's channel."""
+    return {
+        "jsonrpc": "2.0",
+        "method": f"|virt|VM_channel_marker|{vm_id}",
+        "params": {
+            str(vm_id): {"channel": channel, "marker": marker, "offset": offset, "time": seen},
+            "notify_time": notify_time(),
+        },
+    }
+
+
 class StatusBus:
     def __init__(self) -> None:
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
@@ -47,7 +62,9 @@ class StatusBus:
         return len(self._subscribers)
 
     def publish_status(self, vm_id: uuid.UUID, details: dict[str, Any]) -> None:
-        message = status_notification(vm_id, details)
+        self.publish(status_notification(vm_id, details))
+
+    def publish(self, message: dict[str, Any]) -> None:
         for queue in list(self._subscribers):
             if queue.qsize() >= MAX_BACKLOG:
                 log.warning(

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from agent import hostnet, intake
-from agent.config import HostAccessConfig, PayloadConfig, VirtConfig
+from agent.config import ChannelsConfig, HostAccessConfig, PayloadConfig, VirtConfig
 from agent.intake import hostaccess, payload
 from agent.intake.launch import Launch, plan
 from agent.runtime import payloads
@@ -37,6 +37,7 @@ async def planned(
     params: Any,
     access: tuple[HostAccessConfig, Iterable[str]] = (HostAccessConfig(), ()),
     payload_cfg: PayloadConfig | None = None,
+    channels: ChannelsConfig | None = None,
 ) -> AsyncIterator[Launch]:
     """The launch plan for a VM.create request; leaving the block with an error undoes
     what a conversion made and removes the payload images written for it. `access`: the
@@ -44,11 +45,18 @@ async def planned(
     pcfg = payload_cfg or PayloadConfig()
     if not intake.wants(params):
         if not payload.wanted(params):
-            yield plan(vm_id, params, virt, *access, hostnet.address_of)
+            yield plan(vm_id, params, virt, *access, hostnet.address_of, channels=channels)
             return
         params, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, params)
         try:
-            yield plan(vm_id, params, virt, *_allowing(access, paths), hostnet.address_of)
+            yield plan(
+                vm_id,
+                params,
+                virt,
+                *_allowing(access, paths),
+                hostnet.address_of,
+                channels=channels,
+            )
         except BaseException:
             await asyncio.to_thread(payloads.remove, paths)
             raise
@@ -64,7 +72,9 @@ async def planned(
     paths: list[str] = []
     try:
         out, paths = await asyncio.to_thread(_with_payloads, pcfg, vm_id, converted.params)
-        launch = plan(vm_id, out, virt, *_allowing(access, paths), hostnet.address_of)
+        launch = plan(
+            vm_id, out, virt, *_allowing(access, paths), hostnet.address_of, channels=channels
+        )
         yield dataclasses.replace(launch, warnings=(*converted.warnings, *launch.warnings))
     except BaseException:
         await asyncio.to_thread(payloads.remove, paths)

@@ -25,6 +25,7 @@ from typing import Any
 from agent import errors
 from agent.clock import Clock
 from agent.config import (
+    ChannelsConfig,
     GuestAgentConfig,
     HostAccessConfig,
     PayloadConfig,
@@ -38,6 +39,7 @@ from agent.intake.launch import Launch
 from agent.metrics.snapshot import Snapshot
 from agent.runtime import creation, payloads
 from agent.runtime.bus import StatusBus
+from agent.runtime.channels.drain import Keeper
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import DestroyCommand, LaunchCommand, OwnerObserver, VmOwner
 from agent.status import VmStatus
@@ -71,8 +73,13 @@ class VmRegistry:
         payload: PayloadConfig | None = None,
         sampled: Callable[[], Snapshot] | None = None,
         guest_agent: GuestAgentConfig | None = None,
+        channels: ChannelsConfig | None = None,
+        fd_keeper: Keeper | None = None,
     ) -> None:
         self._port = port
+        # Without a channels config (unit tests) nothing is drained; the daemon passes its
+        # [channels] section with log_dir resolved.
+        self._channels = channels
         # Without a payload config (unit tests) images go to the default dir and nothing
         # removes them; the daemon always passes its [payload] section.
         self._payload = payload or PayloadConfig()
@@ -90,6 +97,8 @@ class VmRegistry:
             "payload_dir": payload.dir if payload else None,
             "sampled": sampled,
             "guest_agent": guest_agent,
+            "channels": channels,
+            "fd_keeper": fd_keeper,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None
@@ -189,7 +198,7 @@ class VmRegistry:
         known = asyncio.ensure_future(self._libvirt_has(vm_id))
         try:
             async with creation.planned(
-                self._port, self._virt, vm_id, params, access, self._payload
+                self._port, self._virt, vm_id, params, access, self._payload, self._channels
             ) as planned:
                 return await self.launch(planned, known)
         finally:

@@ -15,6 +15,9 @@ out=${1:-${HVAGENT_GUEST_DIR:-/var/cache/hvagent/guest}}
 # Modules /init loads, in this order, each after its dependencies (virtio_pci first so the
 # devices exist when the drivers for them register). Built-in ones are skipped.
 WANT_MODULES=(virtio_pci virtio_console virtio_blk button evdev)
+# Loaded by /init only for `payload_to=` (from /etc/modules.payload, after the ones above):
+# the IDE cdrom (machine pc) and ISO 9660. The cloud kernel has no floppy nor AHCI driver.
+PAYLOAD_MODULES=(ata_piix sr_mod isofs)
 # For `watchdev` (hot-plugged NICs appear in /sys/class/net) and the balloon.
 WANT_MODULES+=(virtio_net virtio_balloon)
 MULTIARCH=x86_64-linux-gnu
@@ -128,17 +131,24 @@ add_module() {  # add_module PATH: its dependencies first, then itself
     for dep in ${deps[$1]}; do add_module "$dep"; done
     load_order+=("$1")
 }
-for name in "${WANT_MODULES[@]}"; do
-    if [ -n "${path_of[$name]:-}" ]; then
-        add_module "${path_of[$name]}"
-    elif ! grep -q "/$name\.ko\$" "$moddir/modules.builtin"; then
-        die "kernel $kver has no module $name"
-    fi
-done
-for path in "${load_order[@]}"; do
-    cp "$moddir/$path" "$root/lib/modules/"
-    echo "${path##*/}" >>"$root/etc/modules"
-done
+list_modules() {  # list_modules FILE NAME...: their closure, minus those already listed
+    local name path
+    load_order=()
+    for name in "${@:2}"; do
+        if [ -n "${path_of[$name]:-}" ]; then
+            add_module "${path_of[$name]}"
+        elif ! grep -q "/$name\.ko\$" "$moddir/modules.builtin"; then
+            die "kernel $kver has no module $name"
+        fi
+    done
+    : >"$1"
+    for path in "${load_order[@]}"; do
+        cp "$moddir/$path" "$root/lib/modules/"
+        echo "${path##*/}" >>"$1"
+    done
+}
+list_modules "$root/etc/modules" "${WANT_MODULES[@]}"
+list_modules "$root/etc/modules.payload" "${PAYLOAD_MODULES[@]}"
 
 # --- outputs -----------------------------------------------------------------------------
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n) \
@@ -148,4 +158,5 @@ mv "$out/initrd.img.new" "$out/initrd.img"
 mv "$out/vmlinuz.new" "$out/vmlinuz"
 echo "$inputs_hash" >"$out/stamp"
 echo "guest build: $out: kernel $kver, initrd $(du -h "$out/initrd.img" | cut -f1)," \
-     "modules: $(tr '\n' ' ' <"$root/etc/modules")"
+     "modules: $(tr '\n' ' ' <"$root/etc/modules")," \
+     "payload modules: $(tr '\n' ' ' <"$root/etc/modules.payload")"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -41,6 +42,8 @@ def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
         # defaults are tested in test_host_access.py.
         host_access=config.HostAccessConfig(image_roots=("/",)),
         payload=config.PayloadConfig(dir=str(tmp_path / "payload")),
+        # A short directory: <dir>/<vmId>/<name> must fit a socket address (107 bytes).
+        channels=config.ChannelsConfig(dir=tempfile.mkdtemp(prefix="hvc-", dir="/tmp")),
     )
 
 

@@ -34,6 +34,7 @@ def test_codes_are_unique_and_stable():
         "OperationConflict": 1001,
         "OperationTimeout": 1002,
         "HypervisorError": 1003,
+        "NoSuchChannel": 1004,
     }
 
 

@@ -94,8 +94,8 @@ async def test_silent_agent_backs_off_and_keeps_its_last_answer_marked_stale():
         await until(lambda: owner.stats()["guestInfoStale"] is True, "never stale")
         stale = owner.stats()
         assert stale["guestFQDN"] == "g1" and stale["guestInfoTime"] == answered_at
-        await until(lambda: owner.guest.failures >= 4, "stopped asking")
-        assert owner.guest.next_wait() == FAST.backoff_max_s  # 0.05 * 2**4 capped at 0.4
+        await until(lambda: owner.guest.running.failures >= 4, "stopped asking")
+        assert owner.guest.running.next_wait() == FAST.backoff_max_s  # 0.05 * 2**4 capped at 0.4
         # backed off: far fewer calls in 1 s than the 20 an unbacked 0.05 s poll would make
         before = guest_calls(port)
         await asyncio.sleep(1.0)
@@ -103,7 +103,7 @@ async def test_silent_agent_backs_off_and_keeps_its_last_answer_marked_stale():
         port.guests[VM].agent_fails = None
         owner.guest.wake()  # what AGENT_CONNECTED does
         await until(lambda: owner.stats()["guestInfoStale"] is False, "never fresh again")
-        assert owner.guest.failures == 0
+        assert owner.guest.running.failures == 0
 
 
 async def test_hung_agent_never_delays_a_ticket_or_a_shutdown():
@@ -173,10 +173,10 @@ async def test_a_foreign_domain_gets_no_poller():
     async with running_vm(port) as registry:
         registry.adopt(await port.domain(foreign))
         await settle()  # the owner's loop started
-        await until(lambda: registry.get(VM).guest.answered_at is not None, "never polled")
+        await until(lambda: registry.get(VM).guest.running.answered_at is not None, "never polled")
         owner = registry.get(foreign)
         assert owner.external and owner.status is VmStatus.UP
-        assert owner.guest is None and "guest-agent" not in owner.subtasks.names
+        assert owner.guest.running is None and "guest-agent" not in owner.subtasks.names
         assert all(c.vm_id != foreign for c in port.calls if c.name == "guest_info")
         assert "guestIPs" not in owner.stats()
 
@@ -187,7 +187,7 @@ async def test_an_unexpected_failure_is_a_failed_poll_not_the_pollers_end():
         owner = registry.get(VM)
         port.guests[VM].agent_fails = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad")  # type: ignore[assignment]
         owner.guest.wake()
-        await until(lambda: owner.guest.failures >= 2, "poller stopped after the error")
+        await until(lambda: owner.guest.running.failures >= 2, "poller stopped after the error")
         assert owner.stats()["guestInfoStale"] is True
         port.guests[VM].agent_fails = None
         port.guests[VM].agent_info = ANSWER

@@ -26,18 +26,20 @@ from typing import Any, Protocol
 
 from agent import errors
 from agent.clock import Clock, RealClock
-from agent.config import GuestAgentConfig, PowerConfig
+from agent.config import ChannelsConfig, GuestAgentConfig, PowerConfig
 from agent.domxml.live import DomainFacts
 from agent.logs import vm_id_var
 from agent.metrics.snapshot import Snapshot
 from agent.runtime import payloads
-from agent.runtime.bus import StatusBus
+from agent.runtime.bus import StatusBus, marker_notification
+from agent.runtime.channels import VmChannels
+from agent.runtime.channels.drain import Keeper
 from agent.runtime.records import DownRecords
 from agent.runtime.vm import operations, reporting
 from agent.runtime.vm.commands import Command, DestroyCommand
 from agent.runtime.vm.console_watch import ConsoleObserver, ConsoleWatch
 from agent.runtime.vm.driver import OperationDriver, OperationObserver
-from agent.runtime.vm.guest_poll import GuestPoller
+from agent.runtime.vm.guest_poll import GuestPolling
 from agent.runtime.vm.state import VmState, exit_for_stop
 from agent.runtime.vm.subtasks import Subtasks
 from agent.runtime.vm.tickets import Consoles
@@ -74,12 +76,11 @@ class VmOwner:
         records: DownRecords | None = None,
         payload_dir: str | None = None,
         sampled: Callable[[], Snapshot] | None = None,
-        guest_agent: GuestAgentConfig | None = None,
+        channels: ChannelsConfig | None = None,
+        fd_keeper: Keeper | None = None,
+        guest_agent: GuestAgentConfig | None = None,  # None: no guest-agent poller
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
-        self._guest_cfg = guest_agent  # None: no guest-agent poller (unit tests)
-        self.guest: GuestPoller | None = None
-        self._memo = reporting.JsonMemo()  # for stats_json
         self._sampled = sampled  # the sampler's latest round (VM stats fragments)
         self.records = records or DownRecords(None)
         self.port = port
@@ -97,6 +98,13 @@ class VmOwner:
         self._get: asyncio.Task[Command | DomainEvent] | None = None
         self._gone = False
         self._payload_dir = payload_dir
+        self.guest = GuestPolling(port, self.vm_id, guest_agent)
+        self.channels = VmChannels(
+            self.vm_id, () if facts.metadata is None else facts.channels, channels,
+            lambda ch, m: bus.publish(
+                marker_notification(self.vm_id, ch.name, m.marker, m.offset, m.time)
+            ), fd_keeper,
+        )  # fmt: skip
 
     @classmethod
     def adopt(
@@ -171,21 +179,20 @@ class VmOwner:
         return reporting.short(self.state)
 
     def stats(self, sampled: Mapping[str, Any] | None = None, guest: bool = True) -> dict:
-        """VM stats; `sampled` None: this VM's fragment of the latest round."""
-        w, g = self.tickets.watch, self.guest
+        w = self.tickets.watch  # `sampled` None: this VM's fragment of the latest round
         if sampled is None and self._sampled is not None:
             sampled = self._sampled().vm_stats.get(self.vm_id)
         return reporting.stats(
             self.state, self.tickets.ports, w.sessions.count, w.sessions.client_ip,
-            self.ops.report, sampled, g.report() if g is not None and guest else None,
+            self.ops.report, sampled, self.guest.report() if guest else None,
+            self.channels.report(),
         )  # fmt: skip
 
     def stats_json(self) -> str:
         """stats() as JSON text, the round's and the guest's parts as serialized once."""
-        snap, g = self._sampled() if self._sampled else None, self.guest
-        base = self.stats({}, guest=False)  # {}: no sampled fields
-        guest = g.report_json() if g else None
-        return reporting.stats_json(self._memo, self.state, base, snap, guest)
+        snap, base = self._sampled() if self._sampled else None, self.stats({}, guest=False)
+        g = self.guest
+        return reporting.stats_json(g.memo, self.state, base, snap, g.report_json())
 
     def info(self) -> dict[str, Any]:
         return reporting.info(self.state, self.tickets.ports)
@@ -211,7 +218,8 @@ class VmOwner:
         """The domain (re)started: reset the clock and the pending stop, read the live XML
         (console ports, device facts, the devices hash) unless the caller has it."""
         self.state.started()
-        self._poll_guest()
+        self.channels.start(self.subtasks)
+        self.guest.start(self.subtasks, foreign=self.external)
         xml = live_xml
         if not xml:
             try:
@@ -221,13 +229,6 @@ class VmOwner:
                 return
         self.state.read_live(xml)
         self.tickets.read_ports(xml)
-
-    def _poll_guest(self) -> None:
-        """Start the guest-agent poller (runtime/vm/guest_poll.py); none for foreign VMs."""
-        if self._guest_cfg is None or self.external or "guest-agent" in self.subtasks.names:
-            return
-        self.guest = GuestPoller(self.port, self.vm_id, self._guest_cfg)
-        self.subtasks.start("guest-agent", self.guest.run, while_running=True)
 
     async def drop_payloads(self) -> None:
         """Remove this VM's payload images (runtime/payloads.py), off the loop."""
@@ -240,13 +241,8 @@ class VmOwner:
             self.tickets.watch.clients_gone()
         self._publish_consoles()
         if exit_info is not None:
-            log.info(
-                "status %s -> %s (exitReason %d: %s)",
-                old,
-                status,
-                exit_info.reason,
-                exit_info.message,
-            )
+            why = f" (exitReason {exit_info.reason}: {exit_info.message})"
+            log.info("status %s -> %s%s", old, status, why)
         else:
             log.info("status %s -> %s", old, status)
         self._bus.publish_status(self.vm_id, self.stats())
@@ -259,8 +255,10 @@ class VmOwner:
         try:
             if self.state.status is VmStatus.DOWN:  # went down while hvagent was away
                 await self._contained("removing payloads", self.drop_payloads())
-            if self.state.status in (VmStatus.UP, VmStatus.PAUSED):
-                self._poll_guest()  # adopted running (recovery)
+                self.channels.release_kept()
+            elif self.state.status is not VmStatus.WAIT_FOR_LAUNCH:  # adopted, running
+                self.channels.start(self.subtasks)
+                self.guest.start(self.subtasks, foreign=self.external)
             await self._contained("resuming the operation", self.ops.resume())
             while not self._gone:
                 item = await self._next_item()
@@ -272,6 +270,7 @@ class VmOwner:
                     await self._settle(item)
         finally:
             await self.subtasks.close()
+            self.channels.close()
             if self._get is not None:
                 self._get.cancel()
         # Anything still queued refers to a VM that no longer exists.
@@ -373,8 +372,7 @@ class VmOwner:
                 await state.persist(time_offset=event.utc_offset)
             case EventKind.AGENT_CONNECTED:
                 state.agent_connected = True
-                if self.guest is not None:
-                    self.guest.wake()
+                self.guest.wake()
             case EventKind.AGENT_DISCONNECTED:
                 state.agent_connected = False
             case EventKind.UNDEFINED if state.external:
@@ -389,8 +387,8 @@ class VmOwner:
 
     async def _went_down(self, exit_info: ExitInfo) -> None:
         self.ops.cancel("the domain stopped")
+        await self.channels.domain_stopped()
         await self.subtasks.stop_running()
-        self.guest = None
         await self.state.persist(exit=exit_info, operation=None)
         await self.drop_payloads()
         self.set_status(VmStatus.DOWN, exit_info)

@@ -47,6 +47,7 @@ class LaunchCommand(Command):
 
     async def execute(self, vm: VmOwner) -> None:
         try:
+            await vm.channels.prepare()
             live = await vm.port.define_and_start(self.xml, paused=self.paused)
         except errors.AgentError as exc:
             log.warning("VM failed to start: %s", exc.reason)
@@ -72,10 +73,12 @@ class DestroyCommand(Command):
         if vm.state.status is not VmStatus.DOWN:
             vm.state.stop_reason = ExitReason.ADMIN_SHUTDOWN
             await vm.port.destroy(vm.vm_id, graceful_attempts=self.graceful_attempts)
+            await vm.channels.domain_stopped()  # read what QEMU left; logs stay on disk
             vm.set_status(VmStatus.DOWN, ExitInfo.of(ExitReason.ADMIN_SHUTDOWN))
         await vm.port.undefine(vm.vm_id)
         await vm.records.remove(vm.vm_id)  # a Down record, if its start had failed
         await vm.drop_payloads()
+        await vm.channels.remove_sockets()
         log.info("VM destroyed and undefined")
         vm.forget()
 

@@ -5,7 +5,8 @@ Every `[guest_agent] poll_interval_s` it asks the port for guest info (time-boxe
 port, and again here). An answer replaces the fields VM stats report (agent/guestinfo.py)
 and clears `stale`; a failure or a timeout keeps the last fields, sets `stale`, and doubles
 the wait up to `backoff_max_s`. `wake()` (the agent connected) asks again at once.
-Verbs only copy `report()`: never an agent call on a verb's path.
+Verbs only copy `report()`: never an agent call on a verb's path. `GuestPolling` is the
+owner's slot for it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 from agent import errors
 from agent.config import GuestAgentConfig
 from agent.guestinfo import UNKNOWN, to_wire
+from agent.runtime.vm.reporting import JsonMemo
+from agent.runtime.vm.subtasks import Subtasks
 from agent.virt.port import Hypervisor
 
 log = logging.getLogger(__name__)
@@ -93,3 +96,36 @@ class GuestPoller:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.next_wait()):
                     await self._wake.wait()
+
+
+class GuestPolling:
+    """A VM owner's guest-agent poller slot: started with the domain (a `while_running`
+    subtask, so it ends when the domain stops), none without a config or for a foreign VM.
+    Also keeps the owner's JsonMemo for Host.getAllVmStats (runtime/vm/reporting.py)."""
+
+    def __init__(self, port: Hypervisor, vm_id: uuid.UUID, cfg: GuestAgentConfig | None) -> None:
+        self._port, self._vm_id, self._cfg = port, vm_id, cfg
+        self.poller: GuestPoller | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.memo = JsonMemo()
+
+    def start(self, subtasks: Subtasks, *, foreign: bool) -> None:
+        if self._cfg is None or foreign or (self._task is not None and not self._task.done()):
+            return
+        self.poller = GuestPoller(self._port, self._vm_id, self._cfg)
+        self._task = subtasks.start("guest-agent", self.poller.run, while_running=True)
+
+    @property
+    def running(self) -> GuestPoller | None:
+        """The poller while its domain runs (its last answer means nothing after)."""
+        return self.poller if self._task is not None and not self._task.done() else None
+
+    def wake(self) -> None:
+        if self.running is not None:
+            self.running.wake()
+
+    def report(self) -> dict[str, Any] | None:
+        return self.running.report() if self.running is not None else None
+
+    def report_json(self) -> str | None:
+        return self.running.report_json() if self.running is not None else None

@@ -59,12 +59,16 @@ def stats(
     operation: dict[str, Any] | None,
     sampled: Mapping[str, Any] | None = None,
     guest: Mapping[str, Any] | None = None,
+    channels: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Per-VM stats; Down VMs carry their exit info. `operation` is the last report of the
     VM's operation (hvagent's own `powerOperation` field); `sampled` the VM's fragment of
     the latest sampling round (agent/vmstats.py), copied as it is; `guest` the guest-agent
-    poller's last answer (runtime/vm/guest_poll.py), absent without a poller."""
+    poller's last answer (runtime/vm/guest_poll.py), absent without a poller; `channels`
+    hvagent's own field: the drained channels (runtime/channels/), Down VMs included."""
     out = short(state)
+    if channels:
+        out["channels"] = channels
     if state.external:
         out["external"] = True
     if operation is not None:
