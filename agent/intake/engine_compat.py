@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from agent import wirevalues
 from agent.errors import CreateFailed
-from agent.intake.graphics import AddressOf
+from agent.intake.graphics import AddressOf, no_address
 from agent.intake.host import warning
 
 PARAM = "vmParams.xml"
@@ -55,12 +54,7 @@ def adjust(
             name = network[len(_PREFIX) :]
             address = address_of(name) if name else None
             if address is None:
-                raise CreateFailed(
-                    f"{PARAM}: display network {wirevalues.echo(name)} has no address on "
-                    "this host (no host network or bridge of that name with an IP address)",
-                    param=PARAM,
-                    network=wirevalues.cut(name),
-                )
+                raise no_address(PARAM, name)
             listen.attrib.clear()
             listen.set("type", "address")
             listen.set("address", address)

@@ -151,10 +151,15 @@ def _listen(
     param = name_of("displayNetwork") if sp.get("displayNetwork") else "displayNetwork"
     address = address_of(network) if _NETWORK.fullmatch(network) else None
     if address is None:
-        raise CreateFailed(
-            f"{param}: display network {wirevalues.echo(network)} has no address on this host "
-            "(no host network or bridge of that name with an IP address)",
-            param=param,
-            network=wirevalues.cut(network),
-        )
+        raise no_address(param, network)
     return address
+
+
+def no_address(param: str, network: str) -> CreateFailed:
+    """Code 9: the display network has no address on this host (vmParams and engine XML)."""
+    return CreateFailed(
+        f"{param}: display network {wirevalues.echo(network)} has no address on this host "
+        "(no host network or bridge of that name with an IP address)",
+        param=param,
+        network=wirevalues.cut(network),
+    )
