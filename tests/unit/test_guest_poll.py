@@ -194,3 +194,46 @@ async def test_an_unexpected_failure_is_a_failed_poll_not_the_pollers_end():
         owner.guest.wake()
         await until(lambda: owner.stats()["guestFQDN"] == "g1", "never answered again")
         assert "guest-agent" in owner.subtasks.names
+
+
+async def test_a_fresh_start_asks_only_once_the_agent_connects_or_an_interval_passed():
+    # No agent answers while the guest boots: the create's own libvirt calls come first.
+    port = FakeHypervisor(FakeClock())
+    slow = GuestAgentConfig(poll_interval_s=3600, timeout_s=1, backoff_max_s=3600)
+    registry = VmRegistry(port, StatusBus(), virt=VirtConfig(), guest_agent=slow)
+    task = asyncio.create_task(registry.run())
+    await registry.wait_started()
+    registry.recovered.set()
+    try:
+        await registry.create(VM, {"vmId": str(VM), "vmName": "ga", "memSize": 64})
+        owner = registry.get(VM)
+        await until(lambda: owner.status is VmStatus.UP, "never Up")
+        await settle()
+        assert guest_calls(port) == 0 and owner.guest.running is not None
+        port.guests[VM].agent_info = ANSWER
+        owner.guest.wake()  # what AGENT_CONNECTED does
+        await until(lambda: owner.stats()["guestFQDN"] == "g1", "never asked after the wake")
+        assert guest_calls(port) == 1
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_an_adopted_running_vm_is_asked_at_once():
+    port = FakeHypervisor(FakeClock())
+    slow = GuestAgentConfig(poll_interval_s=3600, timeout_s=1, backoff_max_s=3600)
+    async with running_vm(port) as registry:  # a first hvagent made the VM
+        pass
+    port.guests[VM].agent_info = ANSWER
+    record = await port.domain(VM)
+    registry = VmRegistry(port, StatusBus(), virt=VirtConfig(), guest_agent=slow)
+    task = asyncio.create_task(registry.run())
+    await registry.wait_started()
+    try:
+        owner = registry.adopt(record)
+        await until(lambda: owner.stats().get("guestFQDN") == "g1", "adopted VM never asked")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

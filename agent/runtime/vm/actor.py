@@ -219,7 +219,7 @@ class VmOwner:
         (console ports, device facts, the devices hash) unless the caller has it."""
         self.state.started()
         self.channels.start(self.subtasks)
-        self.guest.start(self.subtasks, foreign=self.external)
+        self.guest.start(self.subtasks, foreign=self.external, fresh=True)
         xml = live_xml
         if not xml:
             try:

@@ -4,7 +4,9 @@ command inbox, so a slow or dead agent cannot delay a shutdown, a ticket or any 
 Every `[guest_agent] poll_interval_s` it asks the port for guest info (time-boxed by the
 port, and again here). An answer replaces the fields VM stats report (agent/guestinfo.py)
 and clears `stale`; a failure or a timeout keeps the last fields, sets `stale`, and doubles
-the wait up to `backoff_max_s`. `wake()` (the agent connected) asks again at once.
+the wait up to `backoff_max_s`. `wake()` (the agent connected) asks again at once. On a
+fresh start (not an adoption) the first question waits for that wake or one interval: no
+agent answers while the guest boots, and a create's libvirt calls come first.
 Verbs only copy `report()`: never an agent call on a verb's path. `GuestPolling` is the
 owner's slot for it.
 """
@@ -31,8 +33,11 @@ log = logging.getLogger(__name__)
 
 
 class GuestPoller:
-    def __init__(self, port: Hypervisor, vm_id: uuid.UUID, cfg: GuestAgentConfig) -> None:
+    def __init__(
+        self, port: Hypervisor, vm_id: uuid.UUID, cfg: GuestAgentConfig, *, fresh: bool = False
+    ) -> None:
         self._port = port
+        self._fresh = fresh
         self._vm_id = vm_id
         self._cfg = cfg
         self._wake = asyncio.Event()
@@ -90,12 +95,17 @@ class GuestPoller:
         return min(wait, self._cfg.backoff_max_s)
 
     async def run(self) -> None:
+        if self._fresh:
+            await self._wait(self._cfg.poll_interval_s)
         while True:
             self._wake.clear()
             await self.poll_once()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.next_wait()):
-                    await self._wake.wait()
+            await self._wait(self.next_wait())
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
 
 
 class GuestPolling:
@@ -109,10 +119,11 @@ class GuestPolling:
         self._task: asyncio.Task[None] | None = None
         self.memo = JsonMemo()
 
-    def start(self, subtasks: Subtasks, *, foreign: bool) -> None:
+    def start(self, subtasks: Subtasks, *, foreign: bool, fresh: bool = False) -> None:
+        """`fresh`: the domain has just started (not adopted running)."""
         if self._cfg is None or foreign or (self._task is not None and not self._task.done()):
             return
-        self.poller = GuestPoller(self._port, self._vm_id, self._cfg)
+        self.poller = GuestPoller(self._port, self._vm_id, self._cfg, fresh=fresh)
         self._task = subtasks.start("guest-agent", self.poller.run, while_running=True)
 
     @property
