@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import stat
 import subprocess
+import tomllib
 from pathlib import Path
 
 from agent import __version__
@@ -81,6 +82,16 @@ def test_shipped_files_are_the_repositorys(deb, tmp_path):
     assert re.search(r"^d /var/log/hvagent/console\s+0750 root root", tmpfiles, re.M)
     assert re.search(r"^d /var/lib/hvagent\s+0700 root root", tmpfiles, re.M)
     assert re.search(r"^d /run/ovirt-vmconsole-console\s+0755 root root", tmpfiles, re.M)
+    # The agent package whole: every module and every data file pyproject.toml ships with it.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    data = pyproject["tool"]["setuptools"]["package-data"]
+    shipped = [
+        f"{package.replace('.', '/')}/{name}" for package, names in data.items() for name in names
+    ]
+    shipped += [str(p.relative_to(ROOT)) for p in (ROOT / "agent").rglob("*.py")]
+    for rel in shipped:
+        installed = tmp_path / "usr/lib/hvagent" / rel
+        assert installed.read_bytes() == (ROOT / rel).read_bytes(), f"{rel} not shipped as is"
     launcher = (tmp_path / "usr/bin/hvagent").read_text()
     assert launcher.startswith("#!/usr/bin/python3 -I\n")
     assert 'sys.path.insert(0, "/usr/lib/hvagent")' in launcher
