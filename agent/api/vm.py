@@ -198,6 +198,16 @@ async def update_device(services: Services, vmID: Any, params: Any = None) -> di
     return {}
 
 
+def _required_whole(value: Any, param: str, high: int, what: str) -> int:
+    """`param`'s value by `_whole` from 1 to `high`: missing is code 11, anything else -32602."""
+    if value is None:
+        raise errors.MissingParameter(f"{param} is required", param=param)
+    whole = _whole(value, 1, high)
+    if whole is None:
+        raise errors.InvalidParams(f"{param} must be {what} from 1 to {high}", param=param)
+    return whole
+
+
 def _whole(value: Any, low: int, high: int) -> int | None:
     """An integer (JSON number or decimal string, ASCII digits) within [low, high]; None
     for anything else, huge digit strings included (never parsed past the bound's length)."""
@@ -284,25 +294,13 @@ async def set_number_of_cpus(
     services: Services, vmID: Any, numberOfCpus: Any = None
 ) -> dict[str, Any]:
     vm_id = parse_uuid(vmID, "vmID")
-    if numberOfCpus is None:
-        raise errors.MissingParameter("numberOfCpus is required", param="numberOfCpus")
-    count = _whole(numberOfCpus, 1, MAX_VCPUS)
-    if count is None:
-        raise errors.InvalidParams(
-            f"numberOfCpus must be a whole number from 1 to {MAX_VCPUS}", param="numberOfCpus"
-        )
+    count = _required_whole(numberOfCpus, "numberOfCpus", MAX_VCPUS, "a whole number")
     return await _device_change(services, vm_id, SetCpusCommand(count))
 
 
 async def set_balloon_target(services: Services, vmID: Any, target: Any = None) -> bool:
     """target: the balloon's size in KiB."""
     vm_id = parse_uuid(vmID, "vmID")
-    if target is None:
-        raise errors.MissingParameter("target is required", param="target")
-    kib = _whole(target, 1, MAX_BALLOON_KIB)
-    if kib is None:
-        raise errors.InvalidParams(
-            f"target must be whole KiB from 1 to {MAX_BALLOON_KIB}", param="target"
-        )
+    kib = _required_whole(target, "target", MAX_BALLOON_KIB, "whole KiB")
     await services.registry.get(vm_id).submit(BalloonCommand(kib))
     return True
