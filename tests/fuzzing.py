@@ -33,7 +33,7 @@ VERBS = [
     "VM.getStats", "VM.getInfo", "VM.shutdown", "VM.reset", "VM.setDestroyOnReboot",
     "VM.setTicket", "VM.updateDevice", "VM.pause", "VM.cont", "VM.hotplugDisk",
     "VM.hotunplugDisk", "VM.hotplugNic", "VM.hotunplugNic", "VM.setNumberOfCpus",
-    "VM.setBalloonTarget", "Host.getHardwareInfo",
+    "VM.setBalloonTarget", "Host.getHardwareInfo", "VM.readChannel",
 ]  # fmt: skip
 
 NASTY_TEXT = [
@@ -145,6 +145,11 @@ def requests(draw) -> Any:
         params["params"] = draw(st.one_of(values, st.just({"vmId": vm_id, which: dev})))
     elif method in ("VM.setNumberOfCpus", "VM.setBalloonTarget"):
         params["numberOfCpus" if method.endswith("Cpus") else "target"] = draw(values)
+    elif method == "VM.readChannel":
+        names = st.sampled_from(["org.ovirt.hosted-engine-setup.0", "fuzz.0"])
+        params["name"] = draw(st.one_of(names, values))
+        for key in draw(st.lists(st.sampled_from(["offset", "size"]), max_size=2)):
+            params[key] = draw(values)
     elif method == "Host.dumpxmls":
         known = st.integers(0, 19).map(lambda i: f"{KNOWN}{i}")
         params = {"vmList": draw(st.lists(st.one_of(known, values)))}

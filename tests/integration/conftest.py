@@ -7,7 +7,10 @@ session-scoped asyncio loop (shared/design/ANCHORS.md A.6, A.8).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
+import itertools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +23,12 @@ from agent.daemon import run
 from tests.client import RpcClient, free_port
 
 NODE_XML = Path(__file__).parents[1] / "data" / "libvirt" / "node.xml"
+
+# [channels] dir for every daemon of this run: short (<dir>/<vmId>/<name> must fit a socket
+# address, 107 bytes), one directory per daemon below it, all removed when the run ends.
+_CHANNELS_ROOT = tempfile.mkdtemp(prefix="hvc-", dir="/tmp")
+atexit.register(shutil.rmtree, _CHANNELS_ROOT, True)
+_channel_dirs = itertools.count()
 
 
 def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
@@ -42,8 +51,7 @@ def make_config(tmp_path: Path, uri: str | None = None) -> config.Config:
         # defaults are tested in test_host_access.py.
         host_access=config.HostAccessConfig(image_roots=("/",)),
         payload=config.PayloadConfig(dir=str(tmp_path / "payload")),
-        # A short directory: <dir>/<vmId>/<name> must fit a socket address (107 bytes).
-        channels=config.ChannelsConfig(dir=tempfile.mkdtemp(prefix="hvc-", dir="/tmp")),
+        channels=config.ChannelsConfig(dir=f"{_CHANNELS_ROOT}/{next(_channel_dirs)}"),
     )
 
 
