@@ -275,7 +275,8 @@ async def hotplug_disk(services: Services, vmID: Any, params: Any = None) -> dic
 async def hotunplug_disk(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
     """params: {vmId, drive: {path | name}}."""
     vm_id = parse_uuid(vmID, "vmID")
-    return await _device_change(services, vm_id, HotunplugDiskCommand(_params(params)))
+    cmd = HotunplugDiskCommand(_params(params), services.virt.hotunplug_timeout_s)
+    return await _device_change(services, vm_id, cmd)
 
 
 async def hotplug_nic(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
@@ -287,7 +288,8 @@ async def hotplug_nic(services: Services, vmID: Any, params: Any = None) -> dict
 async def hotunplug_nic(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
     """params: {vmId, nic: {macAddr}}."""
     vm_id = parse_uuid(vmID, "vmID")
-    return await _device_change(services, vm_id, HotunplugNicCommand(_params(params)))
+    cmd = HotunplugNicCommand(_params(params), services.virt.hotunplug_timeout_s)
+    return await _device_change(services, vm_id, cmd)
 
 
 async def set_number_of_cpus(

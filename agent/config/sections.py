@@ -60,6 +60,9 @@ class VirtConfig:
     # libvirt's qemu.conf has vnc_sasl = 1: engine XML may then carry a VNC console without
     # passwdValidTo (an unlocked console); otherwise such XML is refused (code 9), as VDSM.
     vnc_sasl: bool = False
+    # VM.hotunplugDisk/hotunplugNic wait this long for the guest to release the device (the
+    # live XML no longer has it) before they answer 46/50 (VDSM's hotunplug_timeout).
+    hotunplug_timeout_s: float = 30.0
     # SMBIOS system entries of VMs built from vmParams (<sysinfo>, as VDSM writes them);
     # serial is vmParams.serial or the VM id, uuid the VM id. An empty value is left out.
     smbios_manufacturer: str = "oVirt"
@@ -70,6 +73,8 @@ class VirtConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.balloon_stats_period_s <= 86400:
             raise ValueError("balloon_stats_period_s must be between 0 and 86400")
+        if not 0 < self.hotunplug_timeout_s <= 3600:
+            raise ValueError("hotunplug_timeout_s must be more than 0 and at most 3600")
         if not self.image_root.startswith("/"):
             raise ValueError("image_root must be an absolute path")
         if not self.console_socket_dir.startswith("/"):

@@ -32,6 +32,8 @@ class VmMetadata:
     operation: dict[str, str] | None = None
     # The guest's RTC offset from UTC (s) as libvirt's last RTC_CHANGE said; None: as created.
     time_offset: int | None = None
+    # VM.setBalloonTarget's target (KiB) for the running QEMU; None: never set (the maximum).
+    balloon_target_kib: int | None = None
 
 
 def build(meta: VmMetadata) -> etree._Element:
@@ -50,6 +52,8 @@ def build(meta: VmMetadata) -> etree._Element:
         root.append(_M.custom(*(_M.property(v, name=k) for k, v in sorted(meta.custom.items()))))
     if meta.time_offset is not None:
         root.append(_M.timeOffset(str(meta.time_offset)))
+    if meta.balloon_target_kib is not None:
+        root.append(_M.balloonTarget(str(meta.balloon_target_kib)))
     if meta.operation is not None:
         root.append(_M.operation(*(_M.field(v, name=k) for k, v in sorted(meta.operation.items()))))
     return root
@@ -78,8 +82,10 @@ def read(root: etree._Element) -> VmMetadata:
     if op_el is not None:
         operation = {f.get("name", ""): f.text or "" for f in op_el.iterfind(_q("field"))}
     offset = root.findtext(_q("timeOffset"))
+    balloon = root.findtext(_q("balloonTarget"))
     return VmMetadata(
         time_offset=int(offset) if offset and offset.lstrip("-").isdigit() else None,
+        balloon_target_kib=int(balloon) if balloon and balloon.isdigit() else None,
         exit=exit_info,
         operation=operation,
         launch_paused=root.findtext(_q("launchPaused")) == "true",

@@ -51,6 +51,7 @@ def test_file_values_dropins_and_overrides(tmp_path):
         ("[virt]\nconsole_log_dir = 'rel/dir'\n", "console_log_dir must be an absolute path"),
         ("[virt]\nconsole_socket_dir = 'run'\n", "console_socket_dir must be an absolute path"),
         (f"[virt]\nconsole_socket_dir = '/{'d' * 70}'\n", "console_socket_dir is too long"),
+        ("[virt]\nhotunplug_timeout_s = 0\n", "hotunplug_timeout_s must be more than 0"),
         ("[libvirt]\ncall_threads = 0\n", "call_threads must be at least 1"),
         ("[logging]\nlevel = 'LOUD'\n", "level must be"),
         ("[payload]\ndir = 'run/payload'\n", "[payload]: dir must be an absolute path"),

@@ -101,9 +101,10 @@ _text = st.text(
     custom=st.dictionaries(_text, _text, max_size=4),
     operation=st.none() | st.dictionaries(_text, _text, max_size=12),
     time_offset=st.none() | st.integers(-(10**12), 10**12),
+    balloon=st.none() | st.integers(0, 2**53),
 )
 def test_metadata_round_trips(
-    exit_reason, message, launch_paused, destroy_on_reboot, custom, operation, time_offset
+    exit_reason, message, launch_paused, destroy_on_reboot, custom, operation, time_offset, balloon
 ):
     meta = VmMetadata(
         exit=ExitInfo.of(exit_reason, message or None) if exit_reason is not None else None,
@@ -112,6 +113,7 @@ def test_metadata_round_trips(
         custom=custom,
         operation=operation,
         time_offset=time_offset,
+        balloon_target_kib=balloon,
     )
     text = domxml.to_string(metadata.build(meta))
     assert metadata.read(domxml.parse(text)) == meta

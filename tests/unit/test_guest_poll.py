@@ -156,7 +156,7 @@ async def test_spliced_json_answer_equals_the_stats_dict():
         snapshots.append(
             Snapshot(2.0, vm_stats={VM: frag}, vm_stats_json={VM: json.dumps(frag)[1:-1]})
         )
-        owner.state.balloon_target_kib = 32768  # VM.setBalloonTarget's, over the round's
+        await owner.state.persist(balloon_target_kib=32768)  # VM.setBalloonTarget's, over it
         assert same()["balloonInfo"] == {"balloon_max": "65536", "balloon_target": "32768"}
         await owner.submit(PowerCommand(delay_s=0, timeout_s=30, force=True))
         await until(lambda: owner.status is VmStatus.DOWN, "never Down")

@@ -1,6 +1,6 @@
 """A VM's stats through its owner (fake port): the sampled fragment merged as it is, timeOffset
 from the created offset then RTC_CHANGE (persisted, survives a new registry), hash from the
-live XML, pauseCode, elapsedTime reset on reboot."""
+live XML, pauseCode, elapsedTime reset on reboot, the balloon target (persisted)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from agent.domxml.live import devices_hash
 from agent.metrics.snapshot import Snapshot
 from agent.runtime.bus import StatusBus
 from agent.runtime.registry import VmRegistry
+from agent.runtime.vm.devices_cmd import BalloonCommand
 from agent.status import VmStatus
 from agent.virt.port import DomainEvent, EventKind, StopCause
 from tests.fakes import FakeClock, FakeHypervisor, settle
@@ -179,3 +180,27 @@ async def test_feed_translates_rtc_change_and_io_error_reason():
         (EventKind.IO_ERROR, "EIO"),
         (EventKind.SUSPENDED, "EIO"),
     ]
+
+
+async def test_balloon_target_survives_a_restart_and_ends_with_its_qemu():
+    port = FakeHypervisor(FakeClock())
+    sampled = {"balloonInfo": {"balloon_target": "65536", "balloon_cur": "65536"}}
+    host = Host(port, Snapshot(1.0, vm_stats={VM: sampled}))
+    async with host as registry:
+        await create(registry, devices=[{"type": "balloon", "specParams": {"model": "virtio"}}])
+        await registry.get(VM).submit(BalloonCommand(32768))
+        assert registry.get(VM).stats()["balloonInfo"]["balloon_target"] == "32768"
+        assert port.meta[VM].balloon_target_kib == 32768  # in the domain's metadata
+    host = Host(port, Snapshot(1.0, vm_stats={VM: sampled}))
+    async with host as registry:  # hvagent restarted: adopts the running domain
+        registry.adopt(await port.domain(VM))
+        await settle()
+        assert registry.get(VM).stats()["balloonInfo"]["balloon_target"] == "32768"
+        # QEMU stopped and started again (outside hvagent): a new balloon, at its maximum
+        port.emit(DomainEvent(VM, EventKind.STOPPED, StopCause.SHUTDOWN))
+        await settle()
+        port.emit(DomainEvent(VM, EventKind.STARTED))
+        await settle()
+        assert registry.get(VM).status is VmStatus.UP
+        assert registry.get(VM).stats()["balloonInfo"]["balloon_target"] == "65536"
+        assert port.meta[VM].balloon_target_kib is None

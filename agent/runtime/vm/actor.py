@@ -218,6 +218,8 @@ class VmOwner:
         """The domain (re)started: reset the clock and the pending stop, read the live XML
         (console ports, device facts, the devices hash) unless the caller has it."""
         self.state.started()
+        if self.state.balloon_target_kib is not None:  # a new QEMU starts with a full balloon
+            await self.state.persist(balloon_target_kib=None)
         self.channels.start(self.subtasks)
         self.guest.start(self.subtasks, foreign=self.external, fresh=True)
         xml = live_xml

@@ -9,8 +9,8 @@ After a device change the owner reads the live XML back (`VmState.read_live`), s
 `hash` and `Host.dumpxmls` show it at once.
 
 Unplugging needs the guest's cooperation: libvirt's detach returns once asked, and the owner
-polls the live XML until the device is gone, up to UNPLUG_TIMEOUT_S (VDSM's
-`hotunplug_timeout`), then answers the unplug error.
+polls the live XML until the device is gone, up to the command's `timeout_s` (`[virt]
+hotunplug_timeout_s`, VDSM's `hotunplug_timeout`), then answers the unplug error.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UNPLUG_TIMEOUT_S = 30.0
 _POLL_S = 0.5
 
 
@@ -95,6 +94,7 @@ class _DeviceChange(Command):
     intake/hotplug.py against the live XML before libvirt sees anything)."""
 
     params: Any
+    timeout_s: float = 30.0  # unplug only: how long the guest has to release the device
     failure: ClassVar[type[errors.AgentError]]
     plug: ClassVar[bool]
 
@@ -123,7 +123,7 @@ class _DeviceChange(Command):
         await read_live(vm)
 
     async def _wait_gone(self, vm: VmOwner, key: str | None) -> None:
-        deadline = vm.clock.time() + UNPLUG_TIMEOUT_S
+        deadline = vm.clock.time() + self.timeout_s
         while True:
             xml = await read_live(vm)
             if xml is not None and key not in {self.key(e) for e in self._devices(xml)}:
@@ -131,7 +131,7 @@ class _DeviceChange(Command):
                 return
             if vm.clock.time() >= deadline:
                 raise self.failure(
-                    f"the guest did not release {key} within {UNPLUG_TIMEOUT_S:.0f} s",
+                    f"the guest did not release {key} within {self.timeout_s:g} s",
                     vmId=str(vm.vm_id),
                 )
             await vm.clock.sleep_until(min(deadline, vm.clock.time() + _POLL_S))
@@ -233,5 +233,5 @@ class BalloonCommand(Command):
             await vm.port.set_balloon(vm.vm_id, self.kib)
         except errors.AgentError as exc:
             raise refused(exc, errors.BalloonFailed) from exc
-        vm.state.balloon_target_kib = self.kib
+        await vm.state.persist(balloon_target_kib=self.kib)  # reported after a restart too
         log.info("balloon target set to %d KiB", self.kib)

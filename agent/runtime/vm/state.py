@@ -79,7 +79,6 @@ class VmState:
         self.devices_hash = facts.devices.hash if status is not VmStatus.WAIT_FOR_LAUNCH else None
         self.pause_code: str | None = "NOERR" if status is VmStatus.PAUSED else None
         self.io_error: str | None = None  # the last I/O error's code since running
-        self.balloon_target_kib: int | None = None  # VM.setBalloonTarget's, while running
         # Why the domain will stop, when hvagent stops it (VM.destroy, destroy-on-reboot).
         self.stop_reason: ExitReason | None = None
         self._port = port
@@ -95,7 +94,12 @@ class VmState:
         """The domain (re)started: elapsed time counts from now, no stop is pending."""
         self.started_mono = time.monotonic()
         self.stop_reason = None
-        self.balloon_target_kib = None
+
+    @property
+    def balloon_target_kib(self) -> int | None:
+        """VM.setBalloonTarget's target for the running QEMU (persisted: it survives an
+        hvagent restart); None when never set."""
+        return self.meta.balloon_target_kib
 
     def rebooted(self) -> None:
         """The guest rebooted (libvirt's REBOOT): VDSM resets elapsedTime."""
