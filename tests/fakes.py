@@ -237,8 +237,13 @@ class FakeHypervisor:
             raise errors.NoSuchVM(vmId=str(vm_id))
         return self._state(vm_id)
 
+    async def has_domain(self, vm_id: uuid.UUID) -> bool:
+        return vm_id in self.guests
+
     async def define_and_start(self, xml: str, *, paused: bool) -> str:
-        """A domain that starts (paused when asked): DEFINED, STARTED (+ SUSPENDED)."""
+        """A domain that starts (paused when asked): DEFINED, STARTED (+ SUSPENDED). Like
+        the real call (a trip to libvirt's threads), it leaves the loop before it starts."""
+        await asyncio.sleep(0)
         root = parse(xml)
         vm_id = uuid.UUID(root.findtext("uuid", ""))
         if vm_id in self.guests:

@@ -178,21 +178,17 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     request.app[SOCKETS].add(ws)
     queue = services.bus.subscribe()
     reader = asyncio.create_task(_read_until_closed(ws), name="events-reader")
+    # The client closing ends the wait too: one `await` per message, no task per message.
+    reader.add_done_callback(lambda _: queue.put_nowait(None))
     try:
-        while True:
-            getter = asyncio.create_task(queue.get(), name="events-get")
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                break
-            message = getter.result()
-            if message is None:  # dropped by the bus for falling behind
-                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
-                break
+        while (message := await queue.get()) is not None:
             try:
                 await ws.send_str(json.dumps(message))
             except ConnectionResetError:  # the client went away between two messages
                 break
+        else:
+            if not reader.done():  # the None is the bus dropping us for falling behind
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow")
     finally:
         services.bus.unsubscribe(queue)
         reader.cancel()

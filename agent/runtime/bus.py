@@ -50,7 +50,9 @@ class StatusBus:
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(MAX_BACKLOG + 1)
+        # Unbounded here: publish() caps each queue at MAX_BACKLOG and then one None. A
+        # subscriber may add its own None to end its wait (the /events client closed).
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._subscribers.add(queue)
         return queue
 

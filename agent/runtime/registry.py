@@ -195,8 +195,10 @@ class VmRegistry:
         access = (self._access, self._emulators)
         # A domain hvagent has not adopted yet (defined outside a moment ago) must not be
         # overwritten by defineXML: libvirt is asked on its thread while the plan is made.
-        known = asyncio.ensure_future(self._libvirt_has(vm_id))
+        # The plan is CPU on this loop: yield once so the look-up reaches its thread first.
+        known = asyncio.ensure_future(self._port.has_domain(vm_id))
         try:
+            await asyncio.sleep(0)
             async with creation.planned(
                 self._port, self._virt, vm_id, params, access, self._payload, self._channels
             ) as planned:
@@ -204,21 +206,16 @@ class VmRegistry:
         finally:
             if not known.done():
                 known.cancel()
-            await asyncio.gather(known, return_exceptions=True)
-
-    async def _libvirt_has(self, vm_id: uuid.UUID) -> bool:
-        try:
-            await self._port.domain(vm_id)
-        except errors.NoSuchVM:
-            return False
-        return True
+                await asyncio.gather(known, return_exceptions=True)
+            elif not known.cancelled():
+                known.exception()  # retrieved: the plan's error, if any, is the answer
 
     async def launch(self, planned: Launch, known: Awaitable[bool] | None = None) -> dict[str, Any]:
         """Start a planned VM. `planned` is fully validated and rendered: nothing here can fail
         on the request's content before libvirt sees it. `known`: whether libvirt has a
         domain with this UUID (asked here when not given)."""
         self._check_free(planned)
-        if await (known if known is not None else self._libvirt_has(planned.vm_id)):
+        if await (known if known is not None else self._port.has_domain(planned.vm_id)):
             raise errors.VMExists("a libvirt domain with this UUID exists", vmId=str(planned.vm_id))
         self._check_free(planned)  # re-check: we awaited
         owner = VmOwner(
@@ -227,9 +224,12 @@ class VmRegistry:
         self._start(owner)
         owner.post(LaunchCommand(planned.xml, planned.paused))
         log.info("VM %s (%s) accepted, launching", planned.vm_id, planned.name)
-        reply = owner.short()
+        reply = owner.short()  # WaitForLaunch, whatever the owner does next
         if planned.warnings:
             reply["warnings"] = list(planned.warnings)
+        # Yield once: the owner's first step takes the command and hands the define to
+        # libvirt's threads, so writing this reply overlaps libvirt's work.
+        await asyncio.sleep(0)
         return reply
 
     def _check_free(self, spec: Launch) -> None:

@@ -37,6 +37,7 @@ from agent.virt.guest import AgentQueries, GuestInfo
 from agent.virt.liveness import Liveness
 from agent.virt.port import DomainEvent, DomainRecord, DomainStats, HostFacts, PowerMethod
 from agent.virt.running import RunningDomainCalls
+from agent.virt.undefine import undefine_now
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,13 @@ class LibvirtHypervisor(RunningDomainCalls):
         except libvirt.libvirtError as exc:
             raise translate(exc, vmId=str(vm_id)) from exc
 
+    async def has_domain(self, vm_id: uuid.UUID) -> bool:
+        try:
+            await self._lookup(vm_id)
+        except errors.NoSuchVM:
+            return False
+        return True
+
     async def domain_xml(self, vm_id: uuid.UUID) -> str:
         def work() -> str:
             # No VIR_DOMAIN_XML_SECURE: libvirt leaves graphics passwords out.
@@ -229,7 +237,7 @@ class LibvirtHypervisor(RunningDomainCalls):
             except libvirt.libvirtError as exc:
                 log.info("start failed, undefining the domain: %s", exc.get_error_message())
                 try:
-                    self._undefine_now(dom)
+                    undefine_now(dom)
                 except libvirt.libvirtError as undef:
                     log.warning("could not undefine it: %s", undef.get_error_message())
                 raise translate(exc, errors.CreateFailed) from exc
@@ -300,39 +308,9 @@ class LibvirtHypervisor(RunningDomainCalls):
 
     async def _undefine_dom(self, dom: libvirt.virDomain) -> None:
         try:
-            await self._call("undefine", self._undefine_now, dom)
+            await self._call("undefine", undefine_now, dom)
         except libvirt.libvirtError as exc:
             raise translate(exc) from exc
-
-    @staticmethod
-    def _undefine_now(dom: libvirt.virDomain) -> None:
-        """Undefine with the flags that also drop NVRAM, managed save, snapshot and
-        checkpoint metadata; the plain call for drivers without them (the test driver); a
-        domain already gone is not an error. Runs on a libvirt thread."""
-        flags = (
-            libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-            | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-            | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-            | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
-        )
-        try:
-            dom.undefineFlags(flags)
-            return
-        except libvirt.libvirtError as exc:
-            code = exc.get_error_code()
-            if code == libvirt.VIR_ERR_NO_DOMAIN:
-                return
-            if code not in (
-                libvirt.VIR_ERR_NO_SUPPORT,
-                libvirt.VIR_ERR_INVALID_ARG,
-                libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
-            ):
-                raise
-        try:
-            dom.undefine()
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
-                raise
 
     async def set_metadata(self, vm_id: uuid.UUID, element_xml: str) -> None:
         dom = await self._lookup(vm_id)

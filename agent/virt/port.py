@@ -158,6 +158,9 @@ class Hypervisor(Protocol):
 
     async def domain(self, vm_id: uuid.UUID) -> DomainRecord: ...
 
+    async def has_domain(self, vm_id: uuid.UUID) -> bool:
+        """Whether libvirt has a domain with this UUID (one look-up, nothing read)."""
+
     async def define_and_start(self, xml: str, *, paused: bool) -> str:
         """Define persistently (schema-validated) and start; on start failure undefine.
         Returns the running domain's live XML (without secrets)."""

@@ -83,12 +83,14 @@ async def _events_for(port: Hypervisor, vm_id: uuid.UUID, kinds: list[EventKind]
 
 async def test_create_runs_the_domain_and_says_so(port):
     vm_id = uuid.uuid4()
+    assert not await port.has_domain(vm_id)
     live_at_start = parse(await port.define_and_start(_xml(vm_id), paused=False))
     assert live_at_start.findtext("uuid") == str(vm_id)  # the live XML, in the same trip
     seen = await _events_for(port, vm_id, [EventKind.DEFINED, EventKind.STARTED])
     assert [e.kind for e in seen][:2] == [EventKind.DEFINED, EventKind.STARTED]
     record = await port.domain(vm_id)
     assert record.state is DomainState.RUNNING and record.vm_id == vm_id
+    assert await port.has_domain(vm_id)
     live = parse(await port.domain_xml(vm_id))
     assert live.findtext("uuid") == str(vm_id)
     assert metadata.read(metadata.find(live)) == VmMetadata()
@@ -131,6 +133,7 @@ async def test_destroy_and_undefine_event_sequence(port):
     for call in (port.domain(vm_id), port.domain_xml(vm_id), port.reset(vm_id)):
         with pytest.raises(errors.NoSuchVM):
             await call
+    assert not await port.has_domain(vm_id)
     await port.undefine(vm_id)  # gone already: not an error
 
 

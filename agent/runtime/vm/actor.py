@@ -35,7 +35,7 @@ from agent.runtime.bus import StatusBus, marker_notification
 from agent.runtime.channels import VmChannels
 from agent.runtime.channels.drain import Keeper
 from agent.runtime.records import DownRecords
-from agent.runtime.vm import operations, reporting
+from agent.runtime.vm import domain_events, operations, reporting
 from agent.runtime.vm.commands import Command, DestroyCommand
 from agent.runtime.vm.console_watch import ConsoleObserver, ConsoleWatch
 from agent.runtime.vm.driver import OperationDriver, OperationObserver
@@ -43,16 +43,10 @@ from agent.runtime.vm.guest_poll import GuestPolling
 from agent.runtime.vm.state import VmState, exit_for_stop
 from agent.runtime.vm.subtasks import Subtasks
 from agent.runtime.vm.tickets import Consoles
-from agent.status import ExitInfo, ExitReason, VmStatus
-from agent.virt.port import DomainEvent, DomainState, EventKind, Hypervisor, StopCause
+from agent.status import ExitInfo, VmStatus
+from agent.virt.port import DomainEvent, DomainState, Hypervisor, StopCause
 
 log = logging.getLogger(__name__)
-
-_GRAPHICS = (
-    EventKind.GRAPHICS_CONNECT,
-    EventKind.GRAPHICS_INITIALIZE,
-    EventKind.GRAPHICS_DISCONNECT,
-)
 
 
 class OwnerObserver(ConsoleObserver, OperationObserver, Protocol):
@@ -267,7 +261,7 @@ class VmOwner:
                 if item is None:
                     await self._contained("a deadline", self._on_deadline())
                 elif isinstance(item, DomainEvent):
-                    await self._contained(f"event {item.kind}", self._on_event(item))
+                    await self._contained(f"event {item.kind}", domain_events.on_event(self, item))
                 else:
                     await self._settle(item)
         finally:
@@ -315,6 +309,8 @@ class VmOwner:
         """The next inbox item, or None when a deadline (the operation's, the console
         disconnect action's) comes first."""
         if self._get is None:
+            if not self._inbox.empty():  # no task, no extra turn of the loop
+                return self._inbox.get_nowait()
             self._get = asyncio.ensure_future(self._inbox.get())
         deadlines = [self.tickets.action_at, self.ops.deadline]
         deadline = min((d for d in deadlines if d is not None), default=None)
@@ -334,66 +330,6 @@ class VmOwner:
         now = self.clock.time()
         await self.tickets.on_deadline(now)
         await self.ops.on_deadline(now)
-
-    async def _on_event(self, event: DomainEvent) -> None:
-        state = self.state
-        if event.kind is EventKind.REBOOT and state.meta.destroy_on_reboot and not state.external:
-            log.info("the guest rebooted and destroy-on-reboot is set: destroying")
-            self.ops.cancel("destroy on reboot")
-            state.stop_reason = ExitReason.DESTROYED_ON_REBOOT
-            try:
-                await self.port.destroy(self.vm_id, graceful_attempts=0)
-            except errors.AgentError as exc:
-                log.warning("destroy on reboot failed: %s", exc.reason)
-            return
-        op = self.ops.running
-        requested = (op.expected_exit if op is not None else None) or state.stop_reason
-        await self.ops.on_event(event)
-        match event.kind:
-            case kind if kind in _GRAPHICS:
-                self.tickets.on_client(event, self.clock.time())
-            case EventKind.STOPPED if state.status is not VmStatus.DOWN:
-                await self._went_down(exit_for_stop(event.stop_cause, requested))
-            case EventKind.STARTED if state.status is VmStatus.DOWN:
-                await self.domain_started()  # a restarted QEMU may have new ports
-                self.set_status(VmStatus.UP)
-            case EventKind.IO_ERROR:
-                state.io_error = event.pause_code  # libvirt sends it before SUSPENDED
-            case EventKind.SUSPENDED if state.status is not VmStatus.DOWN:
-                code = event.pause_code or "NOERR"
-                code = state.io_error if code == "EIO" and state.io_error else code
-                if state.status is not VmStatus.PAUSED or state.pause_code != code:
-                    state.pause_code = code  # VM.pause set it already: no second report
-                    self.set_status(VmStatus.PAUSED)
-            case EventKind.RESUMED if state.status is VmStatus.PAUSED:
-                state.pause_code = state.io_error = None
-                self.set_status(VmStatus.UP)
-            case EventKind.REBOOT:
-                state.rebooted()
-            case EventKind.RTC_CHANGE if event.utc_offset is not None:
-                await state.persist(time_offset=event.utc_offset)
-            case EventKind.AGENT_CONNECTED:
-                state.agent_connected = True
-                self.guest.wake()
-            case EventKind.AGENT_DISCONNECTED:
-                state.agent_connected = False
-            case EventKind.UNDEFINED if state.external:
-                self._gone = True
-            case _:
-                log.debug(
-                    "event %s (%s) in status %s: nothing to do",
-                    event.kind,
-                    event.stop_cause,
-                    state.status,
-                )
-
-    async def _went_down(self, exit_info: ExitInfo) -> None:
-        self.ops.cancel("the domain stopped")
-        await self.channels.domain_stopped()
-        await self.subtasks.stop_running()
-        await self.state.persist(exit=exit_info, operation=None)
-        await self.drop_payloads()
-        self.set_status(VmStatus.DOWN, exit_info)
 
     def _publish_consoles(self) -> None:
         running = self.state.status is not VmStatus.DOWN and not self._gone
