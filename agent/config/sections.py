@@ -57,6 +57,9 @@ class VirtConfig:
     # Console sockets (devices' specParams.enableSocket) are <console_socket_dir>/<vmId>.sock,
     # where ovirt-vmconsole-host looks for them. Also a chardev root of the host-access policy.
     console_socket_dir: str = "/var/run/ovirt-vmconsole-console"
+    # Once the VM runs, its console socket is made group-readable/-writable and given to this
+    # group (when the host has it), so ovirt-vmconsole-host can connect; "" = permissions only.
+    console_socket_group: str = "ovirt-vmconsole"
     # libvirt's qemu.conf has vnc_sasl = 1: engine XML may then carry a VNC console without
     # passwdValidTo (an unlocked console); otherwise such XML is refused (code 9), as VDSM.
     vnc_sasl: bool = False

@@ -99,6 +99,7 @@ class VmRegistry:
             "guest_agent": guest_agent,
             "channels": channels,
             "fd_keeper": fd_keeper,
+            "virt": virt,
         }
         self._owners: dict[uuid.UUID, VmOwner] = {}
         self._tg: asyncio.TaskGroup | None = None

@@ -8,6 +8,7 @@ socket ovirt-vmconsole reads, VDSM's clock timers and SMBIOS, CPU flags in VDSM 
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
 
 import pytest
@@ -37,6 +38,8 @@ async def _read_until(path: str, text: bytes, timeout: float) -> bytes:
             writer.close()
 
 
+# "daemon" stands in for ovirt-vmconsole: a group this host has and QEMU does not run as.
+@pytest.mark.hvagent_set("virt.console_socket_group=daemon")
 async def test_engine_console_settings_on_real_qemu(rpc, agent, guest, virconn):
     # reboot_after: the guest boots again every few seconds, so the socket sees a boot
     # whenever the test connects.
@@ -56,6 +59,8 @@ async def test_engine_console_settings_on_real_qemu(rpc, agent, guest, virconn):
     assert warning["code"] == 75 and warning["data"]["param"] == "spiceSecureChannels"
     await rpc.wait_status(vm_id, "Up", 60)
     sock = str(agent.socket_dir / f"{vm_id}.sock")
+    st = os.stat(sock)  # handed to ovirt-vmconsole's group once Up (VDSM's prepareVmChannel)
+    assert st.st_gid == grp.getgrnam("daemon").gr_gid and st.st_mode & 0o060 == 0o060
     seen = await _read_until(sock, b"HVAGENT-GUEST-BOOT", 180)
     assert b"HVAGENT-GUEST-BOOT" in seen
     await agent.wait_console(vm_id, "HVAGENT-GUEST-READY", 180)  # the log is kept too

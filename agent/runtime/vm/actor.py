@@ -26,11 +26,11 @@ from typing import Any, Protocol
 
 from agent import errors
 from agent.clock import Clock, RealClock
-from agent.config import ChannelsConfig, GuestAgentConfig, PowerConfig
+from agent.config import ChannelsConfig, GuestAgentConfig, PowerConfig, VirtConfig
 from agent.domxml.live import DomainFacts
 from agent.logs import vm_id_var
 from agent.metrics.snapshot import Snapshot
-from agent.runtime import payloads
+from agent.runtime import console_socket, payloads
 from agent.runtime.bus import StatusBus, marker_notification
 from agent.runtime.channels import VmChannels
 from agent.runtime.channels.drain import Keeper
@@ -73,6 +73,7 @@ class VmOwner:
         channels: ChannelsConfig | None = None,
         fd_keeper: Keeper | None = None,
         guest_agent: GuestAgentConfig | None = None,  # None: no guest-agent poller
+        virt: VirtConfig | None = None,  # None: console sockets are left as QEMU made them
     ) -> None:
         self.vm_id: uuid.UUID = facts.vm_id
         self._sampled = sampled  # the sampler's latest round (VM stats fragments)
@@ -92,6 +93,9 @@ class VmOwner:
         self._get: asyncio.Task[Command | DomainEvent] | None = None
         self._gone = False
         self._payload_dir = payload_dir
+        self._console_socket = (
+            (virt.console_socket_path(self.vm_id), virt.console_socket_group) if virt else None
+        )
         self.guest = GuestPolling(port, self.vm_id, guest_agent)
         self.channels = VmChannels(
             self.vm_id, () if facts.metadata is None else facts.channels, channels,
@@ -225,6 +229,8 @@ class VmOwner:
                 return
         self.state.read_live(xml)
         self.tickets.read_ports(xml)
+        if self._console_socket and self._console_socket[0] in xml and not self.external:
+            await asyncio.to_thread(console_socket.share, *self._console_socket)
 
     async def drop_payloads(self) -> None:
         """Remove this VM's payload images (runtime/payloads.py), off the loop."""
