@@ -8,7 +8,8 @@ libvirt's test driver (a fresh node per connection) on both sides:
   not share its event loop), a JSON-RPC `VM.create` over HTTP keep-alive, timed until the
   VM's `Up` status notification arrives on /events.
 
-Sequential: per-VM time, median over N VMs (rounds alternate raw/hvagent). Concurrent: 100
+Sequential: per-VM time, median over N VMs, in up to 10 rounds that alternate raw, raw
+without VALIDATE and hvagent (so a load change on the machine hits all three alike). Concurrent: 100
 creates at once, VMs per second, each side. Also reported: the raw path without VALIDATE
 (what libvirt's schema check costs). Domains are destroyed and undefined between rounds,
 untimed. Run: .venv/bin/python bench/launch.py [N]; README.md "Benchmarks" records figures.
@@ -42,6 +43,7 @@ from agent.virt.connection import register_event_loop  # noqa: E402
 NODE = f"test://{ROOT / 'tests/data/libvirt/node.xml'}"
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 CONCURRENT = 100
+ROUNDS = max(1, min(10, N // 10))
 THREADS = config.LibvirtConfig().call_threads
 
 
@@ -156,10 +158,10 @@ async def main() -> None:
         follower = asyncio.create_task(agent.follow())
         await asyncio.sleep(0.2)
         seq: dict[str, list[float]] = {"raw": [], "raw-novalidate": [], "hvagent": []}
-        for _ in range(4):  # alternating rounds
-            seq["raw"] += await sequential(raw.launch, N // 4)
+        for _ in range(ROUNDS):  # alternating rounds
+            seq["raw"] += await sequential(raw.launch, N // ROUNDS)
             raw.clean()
-            seq["raw-novalidate"] += await sequential(raw_novalidate.launch, N // 4)
+            seq["raw-novalidate"] += await sequential(raw_novalidate.launch, N // ROUNDS)
             raw_novalidate.clean()
             created: list[uuid.UUID] = []
 
@@ -167,7 +169,7 @@ async def main() -> None:
                 keep.append(vm_id)
                 await agent.launch(vm_id)
 
-            seq["hvagent"] += await sequential(launch_and_keep, N // 4)
+            seq["hvagent"] += await sequential(launch_and_keep, N // ROUNDS)
             await agent.clean(created)
         conc: dict[str, list[float]] = {"raw": [], "hvagent": []}
         for _ in range(3):
