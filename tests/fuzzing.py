@@ -36,6 +36,15 @@ VERBS = [
     "VM.setBalloonTarget", "Host.getHardwareInfo", "VM.readChannel",
 ]  # fmt: skip
 
+HOTPLUG_XML = [
+    '<hotplug><devices><disk type="file"><source file="/etc/passwd"/>'
+    '<target dev="vda"/></disk></devices></hotplug>',
+    '<hotplug><devices><interface type="bridge"><source bridge="br0"/>'
+    "<script path='/bin/sh'/></interface></devices></hotplug>",
+    '<!DOCTYPE h [<!ENTITY e SYSTEM "file:///etc/passwd">]><hotplug>&e;</hotplug>',
+    "<hotplug><devices><disk><target dev='zz'/></disk></devices></hotplug>",
+    "<hotplug>" * 10000,
+]
 NASTY_TEXT = [
     "", " ", "\x00", "a\x00b", "\x07", "\x1b[31m", "\x7f", "\x85", "\ud800", "a\udfffb",
     "\ufffe", "\uffff", "²", "\u0661", "9" * 5000, "x" * 70000, "-1", "1e3", "0x10", "NaN",
@@ -142,7 +151,14 @@ def requests(draw) -> Any:
         fields = [*DEV_FIELDS, "macAddr", "nicModel", "index"]
         dev = {k: draw(values) for k in draw(st.lists(st.sampled_from(fields), max_size=3))}
         which = "drive" if method.endswith("Disk") else "nic"
-        params["params"] = draw(st.one_of(values, st.just({"vmId": vm_id, which: dev})))
+        xml = st.one_of(values, st.sampled_from(HOTPLUG_XML))  # the engine-XML form
+        params["params"] = draw(
+            st.one_of(
+                values,
+                st.just({"vmId": vm_id, which: dev}),
+                xml.map(lambda x: {"vmId": vm_id, "xml": x}),
+            )
+        )
     elif method in ("VM.setNumberOfCpus", "VM.setBalloonTarget"):
         params["numberOfCpus" if method.endswith("Cpus") else "target"] = draw(values)
     elif method == "VM.readChannel":

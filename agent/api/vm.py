@@ -266,27 +266,30 @@ def _params(params: Any) -> Any:
 
 
 async def hotplug_disk(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
-    """params: {vmId, drive: {path, iface, format, name|index, ...}} (a devices[] disk)."""
+    """params: {vmId, drive: {path, iface, format, name|index, ...}} (a devices[] disk), or
+    the engine's {vmId, xml: "<hotplug><devices><disk>..."} (intake/hotplug_xml.py)."""
     vm_id = parse_uuid(vmID, "vmID")
     cmd = HotplugDiskCommand(_params(params), policy=services.registry.device_policy)
     return await _device_change(services, vm_id, cmd)
 
 
 async def hotunplug_disk(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
-    """params: {vmId, drive: {path | name}}."""
+    """params: {vmId, drive: {path | name}} or {vmId, xml}."""
     vm_id = parse_uuid(vmID, "vmID")
     cmd = HotunplugDiskCommand(_params(params), services.virt.hotunplug_timeout_s)
     return await _device_change(services, vm_id, cmd)
 
 
 async def hotplug_nic(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
-    """params: {vmId, nic: {device, network, macAddr, nicModel, ...}} (a devices[] NIC)."""
+    """params: {vmId, nic: {device, network, macAddr, nicModel, ...}} (a devices[] NIC), or
+    the engine's {vmId, xml: "<hotplug><devices><interface>..."}."""
     vm_id = parse_uuid(vmID, "vmID")
-    return await _device_change(services, vm_id, HotplugNicCommand(_params(params)))
+    cmd = HotplugNicCommand(_params(params), policy=services.registry.device_policy)
+    return await _device_change(services, vm_id, cmd)
 
 
 async def hotunplug_nic(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
-    """params: {vmId, nic: {macAddr}}."""
+    """params: {vmId, nic: {macAddr}} or {vmId, xml}."""
     vm_id = parse_uuid(vmID, "vmID")
     cmd = HotunplugNicCommand(_params(params), services.virt.hotunplug_timeout_s)
     return await _device_change(services, vm_id, cmd)

@@ -37,7 +37,7 @@ def adjust(
     spice_tls: bool = True,
     warnings: list[dict[str, object]] | None = None,
 ) -> None:
-    _schema_shapes(root)
+    schema_shapes(root)
     for graphics in root.iterfind("devices/graphics"):
         if graphics.get("type") == "spice" and not spice_tls:
             _plain_spice(graphics, warnings if warnings is not None else [])
@@ -61,7 +61,9 @@ def adjust(
             graphics.attrib.pop("listen", None)  # libvirt wants it equal to the first listen
 
 
-def _schema_shapes(root: etree._Element) -> None:
+def schema_shapes(root: etree._Element) -> None:
+    """The disk shapes oVirt engines write that libvirt's schema refuses, as libvirt stores them
+    (also for hot-plugged engine XML, intake/hotplug_xml.py)."""
     for source in root.iterfind("devices/disk/source"):
         if source.get("file") == "":
             del source.attrib["file"]

@@ -23,8 +23,8 @@ from agent.config import HostAccessConfig
 from agent.domxml import parse
 from agent.domxml.devices import disk as disk_xml
 from agent.domxml.devices import interface as interface_xml
-from agent.errors import HotunplugDiskFailed, HotunplugNicFailed
-from agent.intake import hostaccess
+from agent.errors import HotunplugDiskFailed, HotunplugNicFailed, InvalidParams
+from agent.intake import hostaccess, hotplug_xml
 from agent.intake.devices import read_disk, read_interface
 from agent.intake.fields import Fields
 
@@ -58,7 +58,13 @@ def plug_disk(
     vm_id: uuid.UUID, params: Any, live_xml: str, policy: HostAccessConfig
 ) -> etree._Element:
     """The <disk> to attach: a file or block disk with a `path` under the allowed roots, on a
-    free target (`name`, `index`, or the next free one on its bus)."""
+    free target (`name`, `index`, or the next free one on its bus). The engine-XML form:
+    intake/hotplug_xml.py."""
+    if hotplug_xml.wanted(params):
+        el = hotplug_xml.device(vm_id, params, "disk")
+        used = _targets(parse(live_xml))
+        hotplug_xml.free_target(el, used, _next_free(used))
+        return hotplug_xml.checked(el, policy)
     drive = _device(vm_id, params, "drive")
     drive.choice("device", ("disk",), "disk")
     path = drive.str_("path", required=True)
@@ -73,6 +79,9 @@ def plug_disk(
 
 def unplug_disk(vm_id: uuid.UUID, params: Any, live_xml: str) -> etree._Element:
     """The live <disk> whose source is `path` (or whose target is `name`)."""
+    if hotplug_xml.wanted(params):
+        el = hotplug_xml.device(vm_id, params, "disk")
+        return hotplug_xml.find_live(el, parse(live_xml), "disk", HotunplugDiskFailed)
     drive = _device(vm_id, params, "drive")
     path, name = drive.str_("path"), drive.str_("name")
     if path is None and name is None:
@@ -98,8 +107,19 @@ def _macs(dom: etree._Element) -> dict[str, etree._Element]:
     }
 
 
-def plug_nic(vm_id: uuid.UUID, params: Any, live_xml: str) -> etree._Element:
+def plug_nic(
+    vm_id: uuid.UUID, params: Any, live_xml: str, policy: HostAccessConfig
+) -> etree._Element:
     """The <interface> to attach; its MAC (when given) must not be in use in the VM."""
+    if hotplug_xml.wanted(params):
+        el = hotplug_xml.checked(hotplug_xml.device(vm_id, params, "interface"), policy)
+        mac = hotplug_xml.mac(el)
+        if mac and mac in _macs(parse(live_xml)):
+            raise InvalidParams(
+                f"{hotplug_xml.PARAM}: MAC {mac} is already used by a NIC of this VM",
+                param=hotplug_xml.PARAM,
+            )
+        return el
     nic = _device(vm_id, params, "nic")
     nic.choice("type", ("interface",), "interface")
     spec = read_interface(nic)
@@ -110,6 +130,9 @@ def plug_nic(vm_id: uuid.UUID, params: Any, live_xml: str) -> etree._Element:
 
 def unplug_nic(vm_id: uuid.UUID, params: Any, live_xml: str) -> etree._Element:
     """The live <interface> with MAC `macAddr`."""
+    if hotplug_xml.wanted(params):
+        el = hotplug_xml.device(vm_id, params, "interface")
+        return hotplug_xml.find_live(el, parse(live_xml), "interface", HotunplugNicFailed)
     nic = _device(vm_id, params, "nic")
     mac = nic.str_("macAddr", required=True)
     if not isinstance(mac, str) or not _is_mac(mac):

@@ -1,5 +1,6 @@
 """Verbs on a running VM on real QEMU, and the guest seeing them (issue 14): pause then cont,
-a disk and a NIC hot-plugged and unplugged, the vCPU count raised, the balloon target set.
+a disk and a NIC hot-plugged and unplugged (a disk also in the engine-XML form), the vCPU
+count raised, the balloon target set.
 
 The test guest runs with `watchdev`: it prints `HVAGENT-GUEST-DEVICES block=.. net=..
 cpus=..` on its serial console at READY and whenever its block devices, NICs or online CPUs
@@ -123,8 +124,29 @@ async def test_hotplug_and_unplug_a_disk_and_a_nic_the_guest_sees(
         root = domxml.parse((await rpc.call("Host.dumpxmls", vmList=[vm_id]))[vm_id])
         assert root.find("devices/disk") is None and root.find("devices/interface") is None
         assert (await rpc.call("VM.getStats", vmID=vm_id))[0]["hash"] not in (hash1, hash2)
+
+        # The engine-XML form engines 4.2+ send: plugged, seen, found by alias, unplugged
+        engine = {"vmId": vm_id, "xml": _engine_disk(disk)}
+        await rpc.call("VM.hotplugDisk", vmID=vm_id, params=engine)
+        await guest_devices(agent, vm_id, lambda b, n, c: b == {"vda"})
+        root = domxml.parse((await rpc.call("Host.dumpxmls", vmList=[vm_id]))[vm_id])
+        assert root.find("devices/disk/alias").get("name") == "ua-e2e0"
+        await rpc.call("VM.hotunplugDisk", vmID=vm_id, params=engine)
+        await guest_devices(agent, vm_id, lambda b, n, c: not b and not n)
     finally:
         await rpc.call("VM.destroy", vmID=vm_id)
+
+
+def _engine_disk(path) -> str:
+    """A disk as an oVirt engine's domain XML builder writes it for VM.hotplugDisk."""
+    return (
+        '<hotplug><devices><disk type="file" device="disk" snapshot="no">'
+        '<driver name="qemu" type="raw" cache="none" error_policy="stop" io="threads"/>'
+        f'<source file="{path}"><seclabel model="dac" type="none" relabel="no"/></source>'
+        '<target dev="vda" bus="virtio"/><serial>e2e0</serial><alias name="ua-e2e0"/>'
+        '</disk></devices><metadata xmlns:ovirt-vm="http://ovirt.org/vm/1.0"><ovirt-vm:vm>'
+        '<ovirt-vm:device devtype="disk" name="vda"/></ovirt-vm:vm></metadata></hotplug>'
+    )
 
 
 async def test_set_number_of_cpus_and_balloon_target(rpc, agent, guest):

@@ -135,6 +135,30 @@ async def test_hotplug_disk_takes_the_next_free_target_and_changes_the_hash(rig)
     assert {d.dev for d in rig.owner.facts.devices.disks} == {"vda"}
 
 
+async def test_engine_xml_disk_and_nic_plug_and_unplug(rig):
+    """The engine-XML form (engines 4.2+): a `<hotplug>` document per device."""
+    img = rig.images / "eng.qcow2"
+    img.write_bytes(b"")
+    disk = (
+        f'<hotplug><devices><disk type="file" device="disk"><source file="{img}"/>'
+        '<target dev="vda" bus="virtio"/><alias name="ua-d1"/></disk></devices></hotplug>'
+    )
+    nic = (
+        '<hotplug><devices><interface type="bridge"><source bridge="br2"/>'
+        '<mac address="52:54:00:aa:bb:09"/><alias name="ua-n1"/></interface></devices></hotplug>'
+    )
+    before = rig.owner.stats()["hash"]
+    await rig.run(HotplugDiskCommand({"vmId": str(VM), "xml": disk}, policy=rig.policy))
+    await rig.run(HotplugNicCommand({"vmId": str(VM), "xml": nic}, policy=rig.policy))
+    assert {d.dev for d in rig.owner.facts.devices.disks} == {"vda", "vdb"}  # renamed
+    assert {n.mac for n in rig.owner.facts.devices.nics} == {MAC, "52:54:00:aa:bb:09"}
+    await rig.run(HotunplugDiskCommand({"vmId": str(VM), "xml": disk}))  # by its path
+    await rig.run(HotunplugNicCommand({"vmId": str(VM), "xml": nic}))  # by its MAC
+    assert {d.dev for d in rig.owner.facts.devices.disks} == {"vda"}
+    assert {n.mac for n in rig.owner.facts.devices.nics} == {MAC}
+    assert rig.owner.stats()["hash"] == before
+
+
 async def test_hotplug_disk_outside_the_image_roots_never_reaches_libvirt(rig, tmp_path_factory):
     outside = tmp_path_factory.mktemp("elsewhere") / "x.img"
     outside.write_bytes(b"")

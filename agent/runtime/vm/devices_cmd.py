@@ -186,11 +186,14 @@ class HotunplugDiskCommand(_Disk):
 
 @dataclass
 class HotplugNicCommand(_Nic):
+    """VM.hotplugNic: a NIC from `nic` fields or engine XML (host-access policy `policy`)."""
+
+    policy: HostAccessConfig = field(default_factory=HostAccessConfig)
     failure = errors.HotplugNicFailed
     plug = True
 
     def element(self, vm_id: uuid.UUID, live_xml: str) -> etree._Element:
-        return hotplug.plug_nic(vm_id, self.params, live_xml)
+        return hotplug.plug_nic(vm_id, self.params, live_xml, self.policy)
 
 
 @dataclass
