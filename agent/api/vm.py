@@ -269,14 +269,18 @@ async def hotplug_disk(services: Services, vmID: Any, params: Any = None) -> dic
     """params: {vmId, drive: {path, iface, format, name|index, ...}} (a devices[] disk), or
     the engine's {vmId, xml: "<hotplug><devices><disk>..."} (intake/hotplug_xml.py)."""
     vm_id = parse_uuid(vmID, "vmID")
-    cmd = HotplugDiskCommand(_params(params), policy=services.registry.device_policy)
+    cmd = HotplugDiskCommand(
+        _params(params), policy=services.registry.device_policy, image_root=services.virt.image_root
+    )
     return await _device_change(services, vm_id, cmd)
 
 
 async def hotunplug_disk(services: Services, vmID: Any, params: Any = None) -> dict[str, Any]:
     """params: {vmId, drive: {path | name}} or {vmId, xml}."""
     vm_id = parse_uuid(vmID, "vmID")
-    cmd = HotunplugDiskCommand(_params(params), services.virt.hotunplug_timeout_s)
+    cmd = HotunplugDiskCommand(
+        _params(params), services.virt.hotunplug_timeout_s, image_root=services.virt.image_root
+    )
     return await _device_change(services, vm_id, cmd)
 
 

@@ -1,7 +1,8 @@
 """vmParams `devices[]` -> device specs: one reader per device type, every field checked.
 
-`read_devices(f, console_socket)` walks the list once and returns a `DeviceSet`. Graphics
-entries are only collected here (their host policy is `intake/graphics.py`). Errors name the
+`read_devices(f, console_socket, image_root)` walks the list once and returns a `DeviceSet`.
+Graphics entries are only collected here (their host policy is `intake/graphics.py`). A disk
+is given by `path`, or by storage ids as engines send them (`storage_path`). Errors name the
 field by its path (`devices[2].path`): missing is code 11, bad is -32602, an unknown device
 type 75. Pure: no I/O.
 """
@@ -12,13 +13,14 @@ import re
 from dataclasses import dataclass, field
 
 from agent import wirevalues
-from agent.errors import InvalidParams, Unsupported
+from agent.errors import Unsupported
+from agent.intake.address import read_address
+from agent.intake.disks import read_disk
 from agent.intake.fields import Fields
 from agent.intake.graphics import read_graphics
 from agent.spec import (
     GUEST_AGENT_CHANNEL,
     SPICE_AGENT_CHANNEL,
-    AddressSpec,
     ChannelSpec,
     ConsoleSpec,
     DiskSpec,
@@ -30,8 +32,6 @@ from agent.spec import (
     VideoSpec,
 )
 
-_DISK_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd", "fdc": "fd"}
-_DISK_FORMATS = {"raw": "raw", "cow": "qcow2", "qcow2": "qcow2"}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -56,7 +56,7 @@ class DeviceSet:
     serial_socket: str | None = None
 
 
-def read_devices(f: Fields, console_socket: str) -> DeviceSet:
+def read_devices(f: Fields, console_socket: str, image_root: str = "") -> DeviceSet:
     out = DeviceSet()
     used: dict[str, str] = {}
     counters: dict[str, int] = {}
@@ -65,7 +65,7 @@ def read_devices(f: Fields, console_socket: str) -> DeviceSet:
         dev = Fields(raw, f"devices[{i}]")
         kind = dev.str_("type", required=True)
         if kind == "disk":
-            disk = read_disk(dev, counters)
+            disk = read_disk(dev, counters, image_root)
             if disk.target in used:
                 raise dev.bad("name", f"target {disk.target} already used by {used[disk.target]}")
             used[disk.target] = dev.name("name")
@@ -152,7 +152,7 @@ def _smartcard(dev: Fields) -> SimpleDeviceSpec:
     sp = dev.obj("specParams")
     mode = sp.choice("mode", ("passthrough",), "passthrough")
     kind = sp.choice("type", ("spicevmc",), "spicevmc")
-    return SimpleDeviceSpec("smartcard", mode, (("type", kind),), _address(dev))
+    return SimpleDeviceSpec("smartcard", mode, (("type", kind),), read_address(dev))
 
 
 def _tpm(dev: Fields) -> TpmSpec:
@@ -173,7 +173,7 @@ def _memory_device(dev: Fields) -> MemoryDeviceSpec:
     return MemoryDeviceSpec(
         size_mib=dev.int_("size", required=True, minimum=1),
         node=dev.int_("node", 0, minimum=0, maximum=255),
-        address=_address(dev),
+        address=read_address(dev),
     )
 
 
@@ -190,43 +190,7 @@ _CONTROLLER_TYPES = ("virtio-serial", "usb", "scsi", "ide", "sata", "pci")
 _WATCHDOG_MODELS = ("i6300esb", "ib700", "diag288", "itco")
 _WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "dump", "inject-nmi")
 _RNG_SOURCES = {"random": "/dev/random", "urandom": "/dev/urandom", "hwrng": "/dev/hwrng"}
-_ADDRESS_KEYS = (
-    "type",
-    "domain",
-    "bus",
-    "slot",
-    "function",
-    "controller",
-    "target",
-    "unit",
-    "port",
-    "multifunction",
-    "reg",
-    "cssid",
-    "ssid",
-    "devno",
-    "iobase",
-    "irq",
-)
 _MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-
-
-def _address(dev: Fields) -> AddressSpec | None:
-    if not dev.has("address"):
-        return None
-    addr = Fields(dev.raw("address"), dev.name("address"))
-    pairs = []
-    for key in addr.field_names():
-        if key not in _ADDRESS_KEYS:
-            raise addr.bad(key, "unknown address attribute")
-        value = addr.str_(key)
-        if not re.fullmatch(r"[0-9A-Za-z_.x-]{1,32}", value):
-            raise addr.bad(key, f"bad address value {value!r}")
-        pairs.append((key, value))
-    if "type" not in dict(pairs):
-        raise addr.missing("type")
-    pairs.sort(key=lambda kv: _ADDRESS_KEYS.index(kv[0]))
-    return AddressSpec(tuple(pairs))
 
 
 def read_interface(dev: Fields) -> InterfaceSpec:
@@ -247,7 +211,7 @@ def read_interface(dev: Fields) -> InterfaceSpec:
         link_up=link != "false",
         boot_order=dev.int_("bootOrder", minimum=1),
         filter=_filter_name(dev),
-        address=_address(dev),
+        address=read_address(dev),
         bandwidth=_bandwidth(sp),
     )
 
@@ -286,7 +250,7 @@ def _video(dev: Fields) -> VideoSpec:
         ram=sp.int_("ram", minimum=1),
         vgamem=sp.int_("vgamem", minimum=1),
         heads=sp.int_("heads", minimum=1, maximum=16),
-        address=_address(dev),
+        address=read_address(dev),
     )
 
 
@@ -306,14 +270,14 @@ def _controller(dev: Fields) -> SimpleDeviceSpec:
         if model not in allowed:
             raise dev.bad("model", f"model {model!r} is not valid for a {kind} controller")
         extra.append(("model", model))
-    return SimpleDeviceSpec("controller", "", tuple(extra), _address(dev))
+    return SimpleDeviceSpec("controller", "", tuple(extra), read_address(dev))
 
 
 def _watchdog(dev: Fields) -> SimpleDeviceSpec:
     sp = dev.obj("specParams")
     model = sp.choice("model", _WATCHDOG_MODELS, "i6300esb")
     action = sp.choice("action", _WATCHDOG_ACTIONS, "none")
-    return SimpleDeviceSpec("watchdog", model, (("action", action),), _address(dev))
+    return SimpleDeviceSpec("watchdog", model, (("action", action),), read_address(dev))
 
 
 def _rng(dev: Fields) -> SimpleDeviceSpec:
@@ -326,64 +290,16 @@ def _rng(dev: Fields) -> SimpleDeviceSpec:
         raise sp.bad("period" if period is None else "bytes", "period and bytes go together")
     if period is not None:
         extra += [("period", str(period)), ("bytes", str(nbytes))]
-    return SimpleDeviceSpec("rng", "virtio", tuple(extra), _address(dev))
+    return SimpleDeviceSpec("rng", "virtio", tuple(extra), read_address(dev))
 
 
 def _sound(dev: Fields) -> SimpleDeviceSpec:
     model = dev.choice("device", _SOUND_MODELS, required=True)
-    return SimpleDeviceSpec("sound", model, (), _address(dev))
+    return SimpleDeviceSpec("sound", model, (), read_address(dev))
 
 
 def _balloon(dev: Fields) -> SimpleDeviceSpec:
     dev.choice("device", ("memballoon",), "memballoon")
     sp = dev.obj("specParams")
     model = sp.choice("model", ("virtio", "none"), "virtio")
-    return SimpleDeviceSpec("memballoon", model, (), _address(dev))
-
-
-def _shared(dev: Fields) -> bool:
-    if isinstance(dev.raw("shared"), bool):
-        return bool(dev.raw("shared"))
-    value = dev.choice("shared", ("false", "none", "true", "shared", "exclusive"), "false")
-    return value in ("true", "shared")
-
-
-def read_disk(dev: Fields, counters: dict[str, int]) -> DiskSpec:
-    device = dev.choice("device", ("disk", "cdrom", "floppy"), "disk")
-    path = dev.str_("path", required=device == "disk")
-    if path is not None and not path.startswith("/"):
-        raise dev.bad("path", "must be an absolute path")
-    default_type = "block" if path and path.startswith("/dev/") else "file"
-    disk_type = dev.choice("diskType", ("file", "block"), default_type)
-    default_bus = {"cdrom": "ide", "floppy": "fdc"}.get(device, "virtio")
-    bus = dev.choice("iface", tuple(_DISK_PREFIX), default_bus)
-    fmt = dev.choice("format", tuple(_DISK_FORMATS), "raw")
-    prefix = _DISK_PREFIX[bus]
-    target = dev.str_("name")
-    if target is None:
-        index = dev.int_("index", counters.get(prefix, 0), minimum=0, maximum=25)
-        target = prefix + chr(ord("a") + index)
-        counters[prefix] = max(counters.get(prefix, 0), index + 1)
-    elif not target.startswith(prefix):
-        raise InvalidParams(
-            f"{dev.name('name')}: {target!r} does not match bus {bus!r} (expected {prefix}*)",
-            param=dev.name("name"),
-        )
-    return DiskSpec(
-        path=path or "",
-        target=target,
-        bus=bus,
-        device=device,
-        format=_DISK_FORMATS[fmt],
-        readonly=dev.bool_("readonly", device == "cdrom"),
-        serial=dev.str_("serial"),
-        boot_order=dev.int_("bootOrder", minimum=1),
-        block=disk_type == "block",
-        shared=_shared(dev),
-        cache=dev.choice("cache", ("none", "writethrough", "writeback", "directsync", "unsafe")),
-        io=dev.choice("io", ("threads", "native")),
-        error_policy={"on": "enospace", "off": None, None: None}[
-            dev.choice("propagateErrors", ("on", "off"))
-        ],
-        address=_address(dev),
-    )
+    return SimpleDeviceSpec("memballoon", model, (), read_address(dev))

@@ -31,15 +31,27 @@ class HostView:
     exists: Callable[[str], bool] = field(default=os.path.exists, compare=False)
 
     def volume_path(self, domain: str, image: str, volume: str, param: str) -> str:
-        """`<image_root>/<domainID>/images/<imageID>/<volumeID>`; ids are checked so a
-        hostile id cannot leave the image root."""
-        for what, value in (("domainID", domain), ("imageID", image), ("volumeID", volume)):
-            if not isinstance(value, str) or not _ID.match(value):
-                raise InvalidParams(f"{param}: bad {what} {value!r}", param=param)
-        return f"{self.image_root.rstrip('/')}/{domain}/images/{image}/{volume}"
+        return volume_path(self.image_root, domain, image, volume, param)
 
     def machine_supported(self, machine: str) -> bool:
         return self.machines is None or machine in self.machines
+
+
+def volume_path(image_root: str, domain: Any, image: Any, volume: Any, param: str) -> str:
+    """`<image_root>/<domainID>/images/<imageID>/<volumeID>` (VDSM's file-domain layout); ids
+    are checked so a hostile id cannot leave the image root."""
+    for what, value in (("domainID", domain), ("imageID", image), ("volumeID", volume)):
+        if not isinstance(value, str) or not _ID.match(value):
+            shown = repr(value)[:80]
+            raise InvalidParams(f"{param}: bad {what} {shown}", param=param)
+    return f"{image_root.rstrip('/')}/{domain}/images/{image}/{volume}"
+
+
+def lun_path(guid: Any, param: str) -> str:
+    """A direct LUN by its multipath id, as VDSM names it: `/dev/mapper/<GUID>`."""
+    if not isinstance(guid, str) or not _ID.match(guid):
+        raise InvalidParams(f"{param}: bad GUID {repr(guid)[:80]}", param=param)
+    return f"/dev/mapper/{guid}"
 
 
 def warning(reason: str, param: str, **data: Any) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from agent.domxml.devices import disk as disk_xml
 from agent.domxml.devices import interface as interface_xml
 from agent.errors import HotunplugDiskFailed, HotunplugNicFailed, InvalidParams
 from agent.intake import hostaccess, hotplug_xml
-from agent.intake.devices import read_disk, read_interface
+from agent.intake.devices import read_interface
+from agent.intake.disks import read_disk, storage_path
 from agent.intake.fields import Fields
 
 MAC_PATTERN = r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}"
@@ -55,10 +56,15 @@ def _next_free(used: set[str]) -> dict[str, int]:
 
 
 def plug_disk(
-    vm_id: uuid.UUID, params: Any, live_xml: str, policy: HostAccessConfig
+    vm_id: uuid.UUID,
+    params: Any,
+    live_xml: str,
+    policy: HostAccessConfig,
+    image_root: str = "",
 ) -> etree._Element:
-    """The <disk> to attach: a file or block disk with a `path` under the allowed roots, on a
-    free target (`name`, `index`, or the next free one on its bus). The engine-XML form:
+    """The <disk> to attach: a file or block disk with a `path` under the allowed roots (or
+    storage ids under `image_root`, a LUN `GUID`, as the engine sends them), on a free target
+    (`name`, `index`, or the next free one on its bus). The engine-XML form:
     intake/hotplug_xml.py."""
     if hotplug_xml.wanted(params):
         el = hotplug_xml.device(vm_id, params, "disk")
@@ -67,23 +73,27 @@ def plug_disk(
         return hotplug_xml.checked(el, policy)
     drive = _device(vm_id, params, "drive")
     drive.choice("device", ("disk",), "disk")
-    path = drive.str_("path", required=True)
-    dom = parse(live_xml)
-    used = _targets(dom)
-    spec = read_disk(drive, _next_free(used))
+    used = _targets(parse(live_xml))
+    spec = read_disk(drive, _next_free(used), image_root)
     if spec.target in used:
         raise drive.bad("name", f"target {spec.target} is already used by another disk")
-    hostaccess.check_path(path, drive.name("path"), policy.image_roots, policy)
+    named = next((k for k in ("path", "GUID") if drive.has(k)), "volumeID")
+    hostaccess.check_path(spec.path, drive.name(named), policy.image_roots, policy)
     return disk_xml.build(spec)
 
 
-def unplug_disk(vm_id: uuid.UUID, params: Any, live_xml: str) -> etree._Element:
-    """The live <disk> whose source is `path` (or whose target is `name`)."""
+def unplug_disk(
+    vm_id: uuid.UUID, params: Any, live_xml: str, image_root: str = ""
+) -> etree._Element:
+    """The live <disk> whose source is `path` (or the storage ids' path, as at plug), or
+    whose target is `name`."""
     if hotplug_xml.wanted(params):
         el = hotplug_xml.device(vm_id, params, "disk")
         return hotplug_xml.find_live(el, parse(live_xml), "disk", HotunplugDiskFailed)
     drive = _device(vm_id, params, "drive")
     path, name = drive.str_("path"), drive.str_("name")
+    if path is None:
+        path = storage_path(drive, image_root)
     if path is None and name is None:
         raise drive.missing("path")
     for el in parse(live_xml).iterfind("devices/disk"):

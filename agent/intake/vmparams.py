@@ -47,7 +47,7 @@ def from_params(
     max_vcpus = f.int_("maxVCpus", minimum=1, maximum=4096)
     if max_vcpus is not None and max_vcpus < vcpus:
         raise f.bad("maxVCpus", f"must be at least smp ({vcpus})")
-    devices = read_devices(f, virt.console_socket_path(vm_id))
+    devices = read_devices(f, virt.console_socket_path(vm_id), virt.image_root)
     consoles = graphics.consoles(f, devices.graphics, virt, address_of)
     top = read_cpu_memory(f, memory, vcpus, max_vcpus)
     check_memory_devices(f, devices.memory_devices, memory, top)

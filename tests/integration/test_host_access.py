@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from agent import config
+from agent import config, domxml
 from tests.client import RpcClient
 from tests.integration.conftest import SHARED_URI, Daemon, libvirt_uuids, make_config
 
@@ -113,6 +113,32 @@ async def test_allowed_paths_start(strict, images):
     await strict.call("VM.create", vmID=vm_id, vmParams=params)
     await strict.wait_status(vm_id, "Up", 10)
     await strict.call("VM.destroy", vmID=vm_id)
+
+
+async def test_disks_by_storage_ids_start_from_the_image_root(strict, virconn):
+    """As engines send them: a volume by domainID/imageID/volumeID lands under [virt]
+    image_root (VDSM's file-domain layout), a direct LUN at /dev/mapper/<GUID>."""
+    vm_id = str(uuid.uuid4())
+    ids = {"domainID": "sd1", "poolID": "sp1", "imageID": "img1", "volumeID": "vol1"}
+    params = base(vm_id)
+    params["devices"] = [
+        {"type": "disk", "device": "disk", "format": "cow", **ids},
+        {"type": "disk", "device": "disk", "iface": "scsi", "GUID": "360014051234"},
+    ]
+    await strict.call("VM.create", vmID=vm_id, vmParams=params)
+    await strict.wait_status(vm_id, "Up", 10)
+    root = domxml.parse(virconn.lookupByUUIDString(vm_id).XMLDesc(0))
+    image_root = config.VirtConfig().image_root
+    got = [
+        (d.find("source").get("file"), d.find("source").get("dev"))
+        for d in root.iterfind("devices/disk")
+    ]
+    assert got == [(f"{image_root}/sd1/images/img1/vol1", None), (None, "/dev/mapper/360014051234")]
+    await strict.call("VM.destroy", vmID=vm_id)
+    bad = base(vm_id, devices=[{"type": "disk", **ids, "imageID": "../../etc"}])
+    err = await strict.error("VM.create", vmID=vm_id, vmParams=bad)
+    assert err["code"] == -32602 and err["data"]["param"] == "devices[0].volumeID"
+    assert vm_id not in libvirt_uuids(virconn)
 
 
 def domain(vm_id, devices="", os_extra="", extra="", ns=""):

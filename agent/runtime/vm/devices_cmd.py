@@ -168,20 +168,22 @@ class HotplugDiskCommand(_Disk):
     """VM.hotplugDisk: a file or block disk by path (host-access policy `policy`)."""
 
     policy: HostAccessConfig = field(default_factory=HostAccessConfig)
+    image_root: str = ""  # [virt] image_root: where a disk given by storage ids is
     failure = errors.HotplugDiskFailed
     plug = True
 
     def element(self, vm_id: uuid.UUID, live_xml: str) -> etree._Element:
-        return hotplug.plug_disk(vm_id, self.params, live_xml, self.policy)
+        return hotplug.plug_disk(vm_id, self.params, live_xml, self.policy, self.image_root)
 
 
 @dataclass
 class HotunplugDiskCommand(_Disk):
+    image_root: str = ""
     failure = errors.HotunplugDiskFailed
     plug = False
 
     def element(self, vm_id: uuid.UUID, live_xml: str) -> etree._Element:
-        return hotplug.unplug_disk(vm_id, self.params, live_xml)
+        return hotplug.unplug_disk(vm_id, self.params, live_xml, self.image_root)
 
 
 @dataclass
