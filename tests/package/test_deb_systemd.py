@@ -3,9 +3,10 @@
 One scenario, in order (the tests share the booted container and run in file order):
 install -> enabled, not started; start -> active through READY=1, watchdog pings arrive,
 the local socket answers; with [rpc] socket_group = "libvirt" a member of libvirt reaches
-the socket and anyone else does not; stop -> the orderly stop is in the journal; upgrade to a newer
-build -> the admin's edit of /etc/hvagent/hvagent.toml is kept and the running daemon is
-restarted; purge -> everything the package put on the host is gone.
+the socket and anyone else does not; a VM's console socket is handed to [virt]
+console_socket_group under the unit's sandbox; stop -> the orderly stop is in the journal;
+upgrade to a newer build -> the admin's edit of /etc/hvagent/hvagent.toml is kept and the
+running daemon is restarted; purge -> everything the package put on the host is gone.
 
 The admin's edit is the libvirt URI (the test driver), so a daemon that still serves after
 the upgrade also proves the edit is in force.
@@ -148,6 +149,43 @@ def test_socket_group_member_reaches_the_socket(box):
     )
     assert other.returncode == 3, other.stdout + other.stderr  # unreachable: permission denied
     box.run("rm", f"{CONF}.d/group.toml")
+
+
+def test_console_socket_is_handed_to_its_group_under_the_units_sandbox(box):
+    """[virt] console_socket_group through the unit's hardening (ProtectSystem=strict, the
+    capability set): a VM's serial console socket, owned by another user as QEMU's is, is
+    opened to the group once the VM runs. The test driver binds no socket: the test makes
+    the one QEMU would, at the path hvagent gives it."""
+    drop_in = f"printf '[virt]\\nconsole_socket_group = \"libvirt\"\\n' > {CONF}.d/console.toml"
+    box.run("sh", "-c", drop_in)
+    box.run("systemctl", "restart", "hvagent.service", timeout=300)
+    vm_id = "6c7d8e9f-0a1b-4c2d-8e3f-4a5b6c7d8e9f"
+    sock = f"/run/ovirt-vmconsole-console/{vm_id}.sock"
+    bind = f"import socket; socket.socket(socket.AF_UNIX).bind({sock!r})"
+    box.run("python3", "-c", bind)
+    box.run("chown", "hvother:hvother", sock)
+    box.run("chmod", "0700", sock)
+    params = {
+        "vmID": vm_id,
+        "vmParams": {
+            "vmId": vm_id,
+            "vmName": "console-socket",
+            "memSize": 64,
+            "devices": [
+                {"type": "console", "specParams": {"consoleType": "serial", "enableSocket": True}}
+            ],
+        },
+    }
+    box.run("sh", "-c", f"cat > /root/create.json <<'EOF'\n{json.dumps(params)}\nEOF")
+    box.run("hvagent-client", "-f", "/root/create.json", "VM", "create")
+    wait_for(
+        "the VM Up",
+        lambda: "Up" in box.run("hvagent-client", "VM", "getStats", f"vmID={vm_id}").stdout,
+    )
+    # hvagent changes the socket before it reports Up
+    assert box.run("stat", "-c", "%a %U:%G", sock).stdout.strip() == "760 hvother:libvirt"
+    box.run("hvagent-client", "VM", "destroy", f"vmID={vm_id}")
+    box.run("rm", "-f", sock, f"{CONF}.d/console.toml")
 
 
 def test_stop_logs_the_orderly_stop(box):
