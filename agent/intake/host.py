@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent import wirevalues
 from agent.errors import AgentError, InvalidParams, Unsupported
 
 _ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_.-]{0,99}$")
@@ -42,15 +43,14 @@ def volume_path(image_root: str, domain: Any, image: Any, volume: Any, param: st
     are checked so a hostile id cannot leave the image root."""
     for what, value in (("domainID", domain), ("imageID", image), ("volumeID", volume)):
         if not isinstance(value, str) or not _ID.match(value):
-            shown = repr(value)[:80]
-            raise InvalidParams(f"{param}: bad {what} {shown}", param=param)
+            raise InvalidParams(f"{param}: bad {what} {wirevalues.echo(value, 80)}", param=param)
     return f"{image_root.rstrip('/')}/{domain}/images/{image}/{volume}"
 
 
 def lun_path(guid: Any, param: str) -> str:
     """A direct LUN by its multipath id, as VDSM names it: `/dev/mapper/<GUID>`."""
     if not isinstance(guid, str) or not _ID.match(guid):
-        raise InvalidParams(f"{param}: bad GUID {repr(guid)[:80]}", param=param)
+        raise InvalidParams(f"{param}: bad GUID {wirevalues.echo(guid, 80)}", param=param)
     return f"/dev/mapper/{guid}"
 
 

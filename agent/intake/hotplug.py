@@ -111,7 +111,7 @@ def unplug_disk(
 
 def _macs(dom: etree._Element) -> dict[str, etree._Element]:
     return {
-        (el.find("mac").get("address", "")).lower(): el
+        hotplug_xml.mac(el): el
         for el in dom.iterfind("devices/interface")
         if el.find("mac") is not None
     }

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from lxml import etree
 
 from agent import errors
-from agent.config import HostAccessConfig
+from agent.config import HostAccessConfig, VirtConfig
 from agent.domxml import parse, to_string
 from agent.intake import hotplug
 from agent.runtime.vm.commands import Command
@@ -94,7 +94,8 @@ class _DeviceChange(Command):
     intake/hotplug.py against the live XML before libvirt sees anything)."""
 
     params: Any
-    timeout_s: float = 30.0  # unplug only: how long the guest has to release the device
+    # unplug only: how long the guest has to release the device
+    timeout_s: float = VirtConfig.hotunplug_timeout_s
     failure: ClassVar[type[errors.AgentError]]
     plug: ClassVar[bool]
 
@@ -165,7 +166,8 @@ class _Nic(_DeviceChange):
 
 @dataclass
 class HotplugDiskCommand(_Disk):
-    """VM.hotplugDisk: a file or block disk by path (host-access policy `policy`)."""
+    """VM.hotplugDisk: a file or block disk by path, by storage ids under `image_root`, or
+    from engine XML (host-access policy `policy`)."""
 
     policy: HostAccessConfig = field(default_factory=HostAccessConfig)
     image_root: str = ""  # [virt] image_root: where a disk given by storage ids is
@@ -178,6 +180,8 @@ class HotplugDiskCommand(_Disk):
 
 @dataclass
 class HotunplugDiskCommand(_Disk):
+    """VM.hotunplugDisk: the live disk by path (or storage ids), target name, or engine XML."""
+
     image_root: str = ""
     failure = errors.HotunplugDiskFailed
     plug = False
