@@ -177,6 +177,18 @@ async def test_set_number_of_cpus_and_balloon_target(rpc, agent, guest):
         assert balloon["balloon_target"] == str(target), stats
         assert balloon["balloon_cur"] == str(target), stats  # the guest gave the memory back
         assert stats["vcpuCount"] == "2"
+
+        # hvagent restarted: the target is read back from the domain's metadata
+        assert agent.stop() == 0
+        agent.start()
+        await rpc.wait_ready(180)
+        deadline = time.monotonic() + 60
+        while True:  # until the first sampling round after the restart filled balloonInfo
+            stats = (await rpc.call("VM.getStats", vmID=vm_id))[0]
+            if stats.get("balloonInfo") or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert stats["balloonInfo"]["balloon_target"] == str(target), stats
     finally:
         await rpc.call("VM.destroy", vmID=vm_id)
 

@@ -93,6 +93,9 @@ def test_a_free_engine_target_is_kept(live):
         ('<!DOCTYPE x [<!ENTITY e "x">]><hotplug>&e;</hotplug>', "not acceptable XML"),
         ("<hotplug", "not acceptable XML"),
         ("a\x00b", "params.xml"),
+        ("<hotplug>\ud800</hotplug>", "params.xml"),
+        ("<hotplug>" + "a" * (1 << 20) + "</hotplug>", "exactly one <disk>"),
+        ("a" * (1 << 20), "not acceptable XML"),
     ],
 )
 def test_bad_disk_xml_is_32602_naming_params_xml(live, xml, reason):
